@@ -1,0 +1,177 @@
+"""The detpack command line: validate, convert, test, build. Each command calls one step of the flow.
+
+Exit codes: 0 success, 1 the content fails (findings or test failures), 2 usage or input errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from detpack.build import run_build
+from detpack.content.pack import Pack, find_root, load_pack
+from detpack.convert import TARGETS, convert_pack
+from detpack.findings import ContentError, Finding, Severity
+from detpack.offline import configure_offline
+from detpack.replay import ReplayResult, replay_reference
+from detpack.validate.pack import validate_pack
+
+EXIT_OK, EXIT_CONTENT, EXIT_USAGE = 0, 1, 2
+
+
+def _load(root: Path | None) -> Pack:
+    configure_offline()
+    start = (root or Path.cwd()).resolve()
+    found = find_root(start) if root is None else start
+    if found is None or not (found / "rules").is_dir() or not (found / "datasources").is_dir():
+        click.echo(
+            f"error: {start} is not a detpack pack (no rules/ and datasources/ folders); "
+            "run inside the pack or pass --root",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
+    try:
+        return load_pack(found)
+    except ContentError as exc:
+        _print_findings(exc.findings)
+        sys.exit(EXIT_CONTENT)
+
+
+def _print_findings(findings: list[Finding]) -> None:
+    for finding in findings:
+        click.echo(finding.render())
+
+
+def _summary(findings: list[Finding]) -> tuple[int, int]:
+    errors = sum(1 for f in findings if f.severity is Severity.ERROR)
+    return errors, len(findings) - errors
+
+
+root_option = click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Pack root (default: the nearest folder with rules/ and datasources/).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="detpack")
+def main() -> None:
+    """detpack: Sigma rules and ADS documents for container C2 and monitoring bypass.
+
+    The flow: validate -> convert -> test (execute on fixtures) -> build (package into dist/).
+    """
+
+
+@main.command()
+@root_option
+def validate(root: Path | None) -> None:
+    """Check rules, ADS documents and fixtures; print every problem as file:line."""
+    pack = _load(root)
+    result = validate_pack(pack)
+    _print_findings(result.findings)
+    errors, warnings = _summary(result.findings)
+    click.echo(
+        f"{len(pack.rules)} rules, {len(pack.ads)} ADS, {len(pack.fixtures)} fixtures: "
+        f"{errors} errors, {warnings} warnings"
+    )
+    sys.exit(EXIT_CONTENT if errors else EXIT_OK)
+
+
+@main.command()
+@root_option
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    type=click.Choice(sorted(TARGETS)),
+    help="Target query language (repeatable; default: all).",
+)
+@click.option("--rule", "rules", multiple=True, help="Rule name (file stem; repeatable; default: all).")
+def convert(root: Path | None, targets: tuple[str, ...], rules: tuple[str, ...]) -> None:
+    """Convert rules through pipelines/ into SPL, Lucene, EQL and ES|QL, and print the queries."""
+    pack = _load(root)
+    unknown = sorted(set(rules) - {r.name for r in pack.rules})
+    if unknown:
+        raise click.BadParameter(f"no rule named {', '.join(unknown)}", param_hint="--rule")
+    try:
+        queries, findings = convert_pack(pack, set(rules) or None, list(targets) or None)
+    except ContentError as exc:
+        _print_findings(exc.findings)
+        sys.exit(EXIT_CONTENT)
+    for query in sorted(queries, key=lambda q: (q.rule, list(TARGETS).index(q.target))):
+        click.echo(f"# {query.rule} [{TARGETS[query.target].title}]\n{query.text}\n")
+    _print_findings(findings)
+    sys.exit(EXIT_CONTENT if findings else EXIT_OK)
+
+
+def _print_replay(pack: Pack, replay: ReplayResult, verbose: bool) -> None:
+    notes = {e.key: e.expectation.note for f in pack.fixtures for e in f.events if e.expectation}
+    for verdict in sorted(replay.verdicts, key=lambda v: (v.rule, v.event)):
+        if verdict.fired and verdict.ok and verbose:
+            click.echo(f"fired     {verdict.rule} on {verdict.event} ({verdict.engine})")
+    for verdict in sorted(replay.failures, key=lambda v: (v.rule, v.event)):
+        what = "UNEXPECTED HIT" if verdict.fired else "MISSED"
+        detail = "fired but the expectation does not list it" if verdict.fired else "did not fire but must"
+        click.echo(
+            f"{what}: rule {verdict.rule} {detail} on {verdict.event} [{verdict.engine}]"
+            f" -- {notes.get(verdict.event, 'no expectation')}"
+        )
+
+
+@main.command()
+@root_option
+@click.option("--rule", "rules", multiple=True, help="Only these rules (file stems; repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only failures and the summary.")
+def test(root: Path | None, rules: tuple[str, ...], quiet: bool) -> None:
+    """Run every rule over every fixture event and compare with the expectations."""
+    pack = _load(root)
+    unknown = sorted(set(rules) - {r.name for r in pack.rules})
+    if unknown:
+        raise click.BadParameter(f"no rule named {', '.join(unknown)}", param_hint="--rule")
+    validation = validate_pack(pack)
+    errors = [f for f in validation.findings if f.severity is Severity.ERROR]
+    _print_findings(errors)
+    replay = replay_reference(pack, validation.parsed, set(rules) or None)
+    _print_findings(replay.findings)
+    _print_replay(pack, replay, not quiet)
+    events = len({v.event for v in replay.verdicts})
+    fired = sum(1 for v in replay.verdicts if v.fired)
+    click.echo(
+        f"{len({v.rule for v in replay.verdicts})} rules x {events} events: {fired} hits, "
+        f"{len(replay.failures)} failures, {len(errors) + len(replay.findings)} content errors"
+    )
+    sys.exit(EXIT_CONTENT if replay.failures or errors or replay.findings else EXIT_OK)
+
+
+@main.command()
+@root_option
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Output folder (default: <root>/dist).",
+)
+def build(root: Path | None, output: Path | None) -> None:
+    """Validate, convert, test, and package everything into dist/ (only if all of it passes)."""
+    pack = _load(root)
+    try:
+        result = run_build(pack, output or pack.root / "dist")
+    except ContentError as exc:
+        _print_findings(exc.findings)
+        sys.exit(EXIT_CONTENT)
+    _print_findings(result.findings)
+    if result.replay:
+        _print_replay(pack, result.replay, verbose=False)
+    if not result.ok:
+        click.echo("build failed: nothing was written")
+        sys.exit(EXIT_CONTENT)
+    click.echo(f"built {len(result.written)} files into {output or pack.root / 'dist'}")
+    sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Load the pack's content (rules, ADS documents, fixtures) into typed models that remember file and line."""

@@ -1,0 +1,1 @@
+"""Query engines: each answers "does query Q match event E" for one query language."""

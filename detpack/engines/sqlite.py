@@ -1,0 +1,151 @@
+"""The Sigma reference engine: pySigma's SQLite backend, executed by SQLite over the reference view.
+
+Sigma compares strings case-insensitively and treats a missing field as not matching; the SQLite
+backend emits exactly that (LIKE, COLLATE NOCASE, COALESCE around NOT). One thing a SQLite column cannot
+hold is a multi-valued field: a Pod with two containers has two `...containers.securityContext.privileged`
+values, and a condition on the field must match when any value does (as Splunk and Elasticsearch do).
+Such fields are stored as JSON arrays, and the backend below turns every comparison on them into
+`EXISTS (SELECT 1 FROM json_each(field) WHERE <comparison on value>)`; NOT then means "no value matches".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sigma.backends.sqlite.sqlite import sqliteBackend
+from sigma.conditions import ConditionFieldEqualsValueExpression
+from sigma.conversion.state import ConversionState
+from sigma.rule import SigmaRule
+
+from detpack.ingest.reference import View
+
+_WRAPPED = (
+    "convert_condition_field_eq_val_str",
+    "convert_condition_field_eq_val_str_case_sensitive",
+    "convert_condition_field_eq_val_num",
+    "convert_condition_field_eq_val_bool",
+    "convert_condition_field_eq_val_re",
+    "convert_condition_field_eq_val_cidr",
+    "convert_condition_field_compare_op_val",
+    "convert_condition_field_eq_val_timestamp_part",
+)
+_ELEMENT = "value"  # json_each's column holding one element
+
+
+class ReferenceBackend(sqliteBackend):  # type: ignore[misc]
+    """sqliteBackend that knows which fields are multi-valued in the loaded events."""
+
+    def __init__(self, multivalued: frozenset[str]) -> None:
+        super().__init__(collate_nocase=True)
+        self.multivalued = multivalued
+
+
+def _wrap(name: str) -> Callable[..., Any]:
+    original = getattr(sqliteBackend, name)
+
+    def method(
+        self: ReferenceBackend, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        field = cond.field
+        if field not in self.multivalued:
+            return original(self, cond, state)
+        cond.field = _ELEMENT
+        try:
+            inner = original(self, cond, state)
+        finally:
+            cond.field = field
+        return f"EXISTS (SELECT 1 FROM json_each({self.escape_and_quote_field(field)}) WHERE {inner})"
+
+    method.__name__ = name
+    return method
+
+
+for _name in _WRAPPED:
+    setattr(ReferenceBackend, _name, _wrap(_name))
+
+
+@cache
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _regexp(pattern: str, value: Any) -> bool:
+    return value is not None and _regex(pattern).search(str(value)) is not None
+
+
+class ReferenceTableError(ValueError):
+    pass
+
+
+@dataclass
+class ReferenceTable:
+    """One data source's in-scope events in an in-memory SQLite table `logs` (rowid = event index)."""
+
+    connection: sqlite3.Connection
+    columns: dict[str, str]  # lower-case name -> field name
+    multivalued: frozenset[str]
+    count: int
+
+    @classmethod
+    def build(cls, views: list[View], extra_fields: Iterable[str] = ()) -> ReferenceTable:
+        fields: dict[str, str] = {}
+        multivalued: set[str] = set()
+        for view in views:
+            for name, value in view.items():
+                if isinstance(value, list):
+                    multivalued.add(name)
+                cls._add_column(fields, name)
+        for name in extra_fields:
+            cls._add_column(fields, name)
+        connection = sqlite3.connect(":memory:")
+        connection.create_function("regexp", 2, _regexp, deterministic=True)
+        quote = ReferenceBackend(frozenset()).escape_and_quote_field
+        ordered = sorted(fields.values())
+        # NUMERIC affinity: "403" and 403 compare equal, as in Splunk and on Elasticsearch numeric fields.
+        columns_sql = ", ".join(f"{quote(name)} NUMERIC COLLATE NOCASE" for name in ordered)
+        connection.execute(
+            f"CREATE TABLE logs (eid INTEGER PRIMARY KEY{', ' if ordered else ''}{columns_sql})"
+        )
+        placeholders = ", ".join("?" for _ in range(len(ordered) + 1))
+        rows = []
+        for index, view in enumerate(views):
+            row: list[Any] = [index]
+            for name in ordered:
+                value = view.get(name)
+                if name in multivalued and value is not None and not isinstance(value, list):
+                    value = [value]
+                row.append(json.dumps(value) if isinstance(value, list) else value)
+            rows.append(row)
+        connection.executemany(f"INSERT INTO logs VALUES ({placeholders})", rows)
+        return cls(connection, {n.lower(): n for n in ordered}, frozenset(multivalued), len(views))
+
+    @staticmethod
+    def _add_column(fields: dict[str, str], name: str) -> None:
+        existing = fields.get(name.lower())
+        if existing is not None and existing != name:
+            raise ReferenceTableError(
+                f"fields {existing!r} and {name!r} differ only in case; SQLite cannot hold both"
+            )
+        fields[name.lower()] = name
+
+    def backend(self) -> ReferenceBackend:
+        return ReferenceBackend(self.multivalued)
+
+    def query_for(self, rule: SigmaRule) -> str:
+        queries = self.backend().convert_rule(rule)
+        if len(queries) != 1:
+            raise ReferenceTableError(f"the SQLite backend gave {len(queries)} queries")
+        return str(queries[0])
+
+    def matches(self, sql: str) -> set[int]:
+        """Indexes of the events the query matches."""
+        select = "SELECT eid FROM logs WHERE "
+        if not sql.startswith("SELECT * FROM logs WHERE "):
+            raise ReferenceTableError(f"unexpected SQLite query shape: {sql[:60]}")
+        return {row[0] for row in self.connection.execute(select + sql[len("SELECT * FROM logs WHERE ") :])}

@@ -1,0 +1,1 @@
+"""Validation: schema checks, pySigma's parser and validators, and the pack's own cross-checks."""

@@ -1,0 +1,30 @@
+"""Validate the whole pack: every check, every file, in a stable order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sigma.rule import SigmaRule
+
+from detpack.content.pack import Pack
+from detpack.findings import Finding, Severity
+from detpack.validate.ads import validate_ads
+from detpack.validate.fixtures import validate_fixtures
+from detpack.validate.rules import validate_rules
+
+
+@dataclass
+class ValidationResult:
+    findings: list[Finding]
+    parsed: dict[str, SigmaRule]  # rule name -> pySigma rule, for the rules that parsed
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+
+def validate_pack(pack: Pack) -> ValidationResult:
+    rule_findings, parsed = validate_rules(pack)
+    fixture_findings = validate_fixtures(pack)  # binds expectations, which the ADS checks read
+    findings = [*pack.load_findings, *rule_findings, *fixture_findings, *validate_ads(pack)]
+    return ValidationResult(sorted(set(findings)), parsed)

@@ -1,0 +1,362 @@
+"""Sigma rule checks: the pack's JSON Schema, the pack's conventions, pySigma's parser and validators."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sigma.exceptions import SigmaError
+from sigma.modifiers import modifier_mapping
+from sigma.rule import SigmaRule
+from sigma.validators.base import SigmaValidationIssue, SigmaValidationIssueSeverity
+from sigma.validators.core import validators as core_validators
+
+from detpack.attack import AttackSnapshot, load_attack, tactic_for_tag, technique_for_tag
+from detpack.content.pack import Pack
+from detpack.content.rules import RuleFile
+from detpack.findings import Finding, Severity
+from detpack.validate.schema import load_validator, schema_findings
+
+FILE_NAME = re.compile(r"^[a-z0-9_]{10,70}$")
+# pySigma core validators that do not apply: the pack checks file names itself (by its own convention),
+# and TLP v1/v2 validators contradict each other by design (a pack picks one; it uses none).
+SKIPPED_VALIDATORS = {"tlpv1_tag", "tlpv2_tag"}
+
+
+def detection_keys(rule: RuleFile) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every field key in the detection, with its JSON path: (('detection', 'sel', 'Image|endswith'), key)."""
+    detection = rule.data.get("detection")
+    keys: list[tuple[tuple[str | int, ...], str]] = []
+    if not isinstance(detection, dict):
+        return keys
+    for ident, body in detection.items():
+        if ident == "condition":
+            continue
+        maps = (
+            [(("detection", ident), body)]
+            if isinstance(body, dict)
+            else (
+                [(("detection", ident, i), item) for i, item in enumerate(body) if isinstance(item, dict)]
+                if isinstance(body, list)
+                else []
+            )
+        )
+        for path, mapping in maps:
+            keys.extend(((*path, str(key)), str(key)) for key in mapping)
+    return keys
+
+
+def check_modifiers(rule: RuleFile) -> list[Finding]:
+    findings = []
+    known = sorted(modifier_mapping)
+    for path, key in detection_keys(rule):
+        for modifier in key.split("|")[1:]:
+            if modifier not in modifier_mapping:
+                close = difflib.get_close_matches(modifier, known, n=1, cutoff=0.5)
+                fix = f"did you mean '{close[0]}'?" if close else f"known modifiers: {', '.join(known)}"
+                findings.append(
+                    Finding(
+                        rule.path,
+                        rule.line(*path),
+                        "sigma-modifier",
+                        f"unknown modifier {modifier!r} in {key!r}",
+                        fix,
+                    )
+                )
+    return findings
+
+
+def check_fields(rule: RuleFile, pack: Pack) -> list[Finding]:
+    ds = pack.datasource_of(rule)
+    if ds is None:
+        return []
+    findings = []
+    for path, key in detection_keys(rule):
+        field = key.split("|")[0]
+        if field and not ds.knows_field(field):
+            close = difflib.get_close_matches(field, sorted(ds.fields), n=1, cutoff=0.6)
+            fix = f"did you mean {close[0]!r}?" if close else f"use a field listed in {ds.path}"
+            findings.append(
+                Finding(
+                    rule.path,
+                    rule.line(*path),
+                    "field-unknown",
+                    f"{field!r} is not a field of data source {ds.name}",
+                    fix,
+                )
+            )
+    return findings
+
+
+def check_location(rule: RuleFile, pack: Pack) -> list[Finding]:
+    findings = []
+    path = Path(rule.path)
+    ds = pack.datasource_of(rule)
+    ls = {k: v for k, v in rule.logsource.items() if k in ("category", "product", "service")}
+    if ds is None:
+        known = "; ".join(f"{d.name}: {d.logsource_dict()}" for d in pack.datasources.values())
+        findings.append(
+            Finding(
+                rule.path,
+                rule.line("logsource"),
+                "logsource-unknown",
+                f"no data source has logsource {ls}",
+                f"use one of {known}, or add datasources/",
+            )
+        )
+        return findings
+    if len(path.parts) != 3 or path.parts[1] != ds.name:
+        findings.append(
+            Finding(
+                rule.path,
+                0,
+                "rule-location",
+                f"a rule for {ds.name} belongs in rules/{ds.name}/",
+                f"move it to rules/{ds.name}/{path.name}",
+            )
+        )
+    if not FILE_NAME.match(path.stem):
+        findings.append(
+            Finding(
+                rule.path,
+                0,
+                "rule-filename",
+                "file names are lowercase letters, digits and underscores, 10 to 70 characters",
+                "rename the file (SigmaHQ file-name convention)",
+            )
+        )
+    if not path.stem.startswith(ds.rule_file_prefix):
+        findings.append(
+            Finding(
+                rule.path,
+                0,
+                "rule-filename",
+                f"{ds.name} rule file names start with {ds.rule_file_prefix!r}",
+                f"rename it to {ds.rule_file_prefix}<behaviour>.yml",
+            )
+        )
+    return findings
+
+
+def check_attack_tags(rule: RuleFile, attack: AttackSnapshot) -> list[Finding]:
+    findings = []
+    techniques: dict[str, int] = {}
+    tactics: dict[str, int] = {}
+    for index, tag in enumerate(rule.tags):
+        if not tag.startswith("attack."):
+            continue
+        line = rule.line("tags", index)
+        technique_id = technique_for_tag(tag)
+        if technique_id is not None:
+            technique = attack.techniques.get(technique_id)
+            if technique is None:
+                findings.append(
+                    Finding(
+                        rule.path,
+                        line,
+                        "attack-tag-unknown",
+                        f"{tag}: {technique_id} is not in ATT&CK v{attack.version}",
+                        "use a technique ID from the pinned snapshot (https://attack.mitre.org)",
+                    )
+                )
+            elif technique.revoked or technique.deprecated:
+                state = "revoked" if technique.revoked else "deprecated"
+                findings.append(
+                    Finding(
+                        rule.path,
+                        line,
+                        "attack-tag-deprecated",
+                        f"{tag}: {technique_id} {technique.name} is {state} in ATT&CK v{attack.version}",
+                        "tag the technique that replaced it",
+                    )
+                )
+            else:
+                techniques[technique_id] = line
+            continue
+        tactic = tactic_for_tag(tag)
+        if tactic is None or tactic not in attack.tactics:
+            findings.append(
+                Finding(
+                    rule.path,
+                    line,
+                    "attack-tag-unknown",
+                    f"{tag} is neither an ATT&CK technique nor a tactic",
+                    f"tactics: {', '.join('attack.' + t for t in sorted(attack.tactics))}",
+                )
+            )
+            continue
+        tactics[tactic] = line
+    for technique_id, line in techniques.items():
+        own = attack.techniques[technique_id].tactics
+        if not any(t in tactics for t in own):
+            findings.append(
+                Finding(
+                    rule.path,
+                    line,
+                    "attack-tactic-missing",
+                    f"{technique_id} has no tactic tag of its own",
+                    f"add one of: {', '.join('attack.' + t for t in own)}",
+                )
+            )
+    for tactic, line in tactics.items():
+        if techniques and not any(tactic in attack.techniques[t].tactics for t in techniques):
+            findings.append(
+                Finding(
+                    rule.path,
+                    line,
+                    "attack-tactic-mismatch",
+                    f"attack.{tactic} is not a tactic of any technique the rule is tagged with",
+                    "remove the tactic or tag a technique of that tactic",
+                )
+            )
+    return findings
+
+
+def parse_with_pysigma(rule: RuleFile) -> tuple[SigmaRule | None, list[Finding]]:
+    try:
+        sigma_rule = SigmaRule.from_dict(rule.data, collect_errors=True)
+    except SigmaError as exc:  # pragma: no cover - collect_errors keeps parse errors on the rule
+        return None, [
+            Finding(rule.path, rule.line("detection"), "sigma-parse", str(exc), "see the Sigma spec")
+        ]
+    findings = []
+    for error in sigma_rule.errors:
+        findings.append(
+            Finding(
+                rule.path,
+                _line_for_sigma_error(rule, str(error)),
+                "sigma-parse",
+                f"pySigma: {error}",
+                "correct the rule as the message says",
+            )
+        )
+    return (None if findings else sigma_rule), findings
+
+
+def _line_for_sigma_error(rule: RuleFile, message: str) -> int:
+    for path, key in detection_keys(rule):
+        if key in message:
+            return rule.line(*path)
+    for key in rule.data:
+        if f"'{key}'" in message or f" {key} " in message:
+            return rule.line(key)
+    return rule.line("detection")
+
+
+def _issue_line(rule: RuleFile, issue: SigmaValidationIssue) -> int:
+    tag = getattr(issue, "tag", None)
+    if tag is not None:
+        text = str(tag)
+        for index, value in enumerate(rule.tags):
+            if value == text:
+                return rule.line("tags", index)
+        return rule.line("tags")
+    item = getattr(issue, "detection_item", None)
+    field = getattr(item, "field", None)
+    if field:
+        for path, key in detection_keys(rule):
+            if key.split("|")[0] == field:
+                return rule.line(*path)
+    name = type(issue).__name__.lower()
+    for key in ("title", "references", "tags", "logsource", "id"):
+        if key in name:
+            return rule.line(key)
+    return rule.line("detection")
+
+
+def run_pysigma_validators(parsed: dict[str, SigmaRule], rules: dict[str, RuleFile]) -> list[Finding]:
+    findings = []
+    validators = [cls() for name, cls in sorted(core_validators.items()) if name not in SKIPPED_VALIDATORS]
+    for name in sorted(parsed):
+        sigma_rule = parsed[name]
+        for validator in validators:
+            for issue in validator.validate(sigma_rule):
+                findings.append(_issue_finding(rules[name], issue))
+    for validator in validators:
+        for issue in validator.finalize():
+            for issue_rule in issue.rules:
+                match = next((n for n, r in parsed.items() if r is issue_rule), None)
+                if match:
+                    findings.append(_issue_finding(rules[match], issue))
+    return findings
+
+
+def _issue_finding(rule: RuleFile, issue: SigmaValidationIssue) -> Finding:
+    details = " ".join(f"{k}={v}" for k, v in vars(issue).items() if k != "rules" and v not in (None, ""))
+    severity = Severity.WARNING if issue.severity == SigmaValidationIssueSeverity.LOW else Severity.ERROR
+    message = f"pySigma {type(issue).__name__}: {issue.description}" + (f" ({details})" if details else "")
+    return Finding(
+        rule.path,
+        _issue_line(rule, issue),
+        "sigma-validator",
+        message,
+        "correct the rule as the message says",
+        severity,
+    )
+
+
+def check_uniqueness(rules: list[RuleFile]) -> list[Finding]:
+    findings = []
+    keys: tuple[tuple[str, Callable[[RuleFile], str]], ...] = (
+        ("id", lambda r: r.rule_id),
+        ("title", lambda r: r.title.strip().lower()),
+        ("file name", lambda r: r.name),
+    )
+    for label, key in keys:
+        groups: dict[str, list[RuleFile]] = defaultdict(list)
+        for rule in rules:
+            value = key(rule)
+            if value:
+                groups[value].append(rule)
+        for value, same in groups.items():
+            for rule in same[1:]:
+                field = {"id": "id", "title": "title"}.get(label)
+                line = rule.line(field) if field else 0
+                findings.append(
+                    Finding(
+                        rule.path,
+                        line,
+                        f"duplicate-{label.replace(' ', '-')}",
+                        f"{label} {value!r} is also used by {same[0].path}",
+                        f"give this rule its own {label}"
+                        + (" (python3 -c 'import uuid; print(uuid.uuid4())')" if label == "id" else ""),
+                    )
+                )
+    return findings
+
+
+def validate_rules(pack: Pack) -> tuple[list[Finding], dict[str, SigmaRule]]:
+    """All rule findings, and the pySigma rules of those that parsed cleanly (keyed by rule name)."""
+    validator = load_validator(pack.root / "schemas" / "sigma-rule.schema.json")
+    attack = load_attack()
+    findings: list[Finding] = []
+    parsed: dict[str, SigmaRule] = {}
+    for rule in pack.rules:
+        own = check_modifiers(rule)
+        modifier_lines = {f.line for f in own}
+        own += [
+            f
+            for f in schema_findings(validator, rule.data, rule.path, "schema", rule.doc.line_of)
+            if f.line not in modifier_lines
+        ]
+        own += check_location(rule, pack)
+        own += check_fields(rule, pack)
+        own += check_attack_tags(rule, attack)
+        if not own:
+            sigma_rule, parse_findings = parse_with_pysigma(rule)
+            own += parse_findings
+            if sigma_rule is not None:
+                parsed[rule.name] = sigma_rule
+        findings += own
+    findings += check_uniqueness(pack.rules)
+    by_name = {r.name: r for r in pack.rules}
+    findings += run_pysigma_validators(parsed, by_name)
+    return findings, parsed
+
+
+def sigma_data(rule: RuleFile) -> dict[str, Any]:
+    return rule.data
