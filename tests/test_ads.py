@@ -42,4 +42,6 @@ def test_front_matter_lines_are_file_lines() -> None:
 
 
 def test_the_ten_sections_in_palantirs_order() -> None:
-    assert ADS_SECTIONS[0] == "Goal" and ADS_SECTIONS[-1] == "Additional Resources" and len(ADS_SECTIONS) == 10
+    assert (
+        ADS_SECTIONS[0] == "Goal" and ADS_SECTIONS[-1] == "Additional Resources" and len(ADS_SECTIONS) == 10
+    )

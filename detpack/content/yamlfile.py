@@ -94,7 +94,9 @@ def load_yaml(file: Path, shown_path: str) -> YamlDocument:
 
 
 _scalar_constructor = yaml.SafeLoader("")
-_PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")}
+_PLAIN_TAGS = {
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")
+}
 
 
 def _construct(node: yaml.Node, json_path: JsonPath, doc: YamlDocument, offset: int, depth: int) -> Any:
@@ -105,7 +107,9 @@ def _construct(node: yaml.Node, json_path: JsonPath, doc: YamlDocument, offset: 
         raise _fail(doc.path, line, "YAML anchors and aliases are not allowed", "write the value out")
     doc.seen_nodes.add(id(node))
     if node.tag not in _PLAIN_TAGS:
-        raise _fail(doc.path, line, f"YAML tag {node.tag!r} is not allowed", "remove the tag; write plain values")
+        raise _fail(
+            doc.path, line, f"YAML tag {node.tag!r} is not allowed", "remove the tag; write plain values"
+        )
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
