@@ -286,7 +286,10 @@ def run_pysigma_validators(parsed: dict[str, SigmaRule], rules: dict[str, RuleFi
 
 
 def _issue_finding(rule: RuleFile, issue: SigmaValidationIssue) -> Finding:
-    details = " ".join(f"{k}={v}" for k, v in vars(issue).items() if k != "rules" and v not in (None, ""))
+    # Issue fields hold pySigma objects (SigmaString refuses == with most types): render, then filter.
+    details = " ".join(
+        f"{k}={text}" for k, v in vars(issue).items() if k != "rules" and v is not None and (text := str(v))
+    )
     severity = Severity.WARNING if issue.severity == SigmaValidationIssueSeverity.LOW else Severity.ERROR
     message = f"pySigma {type(issue).__name__}: {issue.description}" + (f" ({details})" if details else "")
     return Finding(
