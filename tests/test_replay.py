@@ -54,7 +54,7 @@ def test_breaking_a_rule_makes_test_fail_naming_rule_and_event(pack_copy: PackCo
     rule_path = next(p for p in (pack_copy.root / "rules").rglob(f"{rule_name}.yml"))
     text = rule_path.read_text(encoding="utf-8")
     # Invert the logic: the rule now stays silent on exactly the events it must fire on.
-    broken = re.sub(r"\n  condition: (.+)\n", r"\n  condition: not (\1)\n", text)
+    broken = re.sub(r"\n(\s+)condition: (.+)\n", r"\n\1condition: not (\2)\n", text)
     assert broken != text
     rule_path.write_text(broken, encoding="utf-8")
     result = pack_copy.run("test")
