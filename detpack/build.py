@@ -11,7 +11,7 @@ from detpack.convert import Query, convert_pack
 from detpack.findings import Finding, Severity
 from detpack.publish.manifest import write_manifest
 from detpack.publish.queries import write_queries
-from detpack.replay import ReplayResult, replay_reference
+from detpack.replay import ReplayResult, replay
 from detpack.validate.pack import validate_pack
 
 
@@ -35,7 +35,7 @@ def run_build(pack: Pack, out: Path) -> BuildResult:
     queries, convert_findings = convert_pack(pack)
     result.queries = queries
     result.findings += convert_findings
-    result.replay = replay_reference(pack, validation.parsed)
+    result.replay = replay(pack, validation.parsed, {(q.rule, q.target): q.text for q in queries})
     result.findings += result.replay.findings
     if not result.ok:
         return result

@@ -13,9 +13,11 @@ import click
 from detpack.build import run_build
 from detpack.content.pack import Pack, find_root, load_pack
 from detpack.convert import TARGETS, convert_pack
+from detpack.engines.runners import ENGINES
 from detpack.findings import ContentError, Finding, Severity
 from detpack.offline import configure_offline
-from detpack.replay import ReplayResult, replay_reference
+from detpack.replay import ReplayResult, replay
+from detpack.reports import matrix, write_json, write_junit
 from detpack.validate.pack import validate_pack
 
 EXIT_OK, EXIT_CONTENT, EXIT_USAGE = 0, 1, 2
@@ -108,43 +110,96 @@ def convert(root: Path | None, targets: tuple[str, ...], rules: tuple[str, ...])
     sys.exit(EXIT_CONTENT if findings else EXIT_OK)
 
 
-def _print_replay(pack: Pack, replay: ReplayResult, verbose: bool) -> None:
+def _print_replay(pack: Pack, result: ReplayResult, verbose: bool) -> None:
     notes = {e.key: e.expectation.note for f in pack.fixtures for e in f.events if e.expectation}
-    for verdict in sorted(replay.verdicts, key=lambda v: (v.rule, v.event)):
-        if verdict.fired and verdict.ok and verbose:
-            click.echo(f"fired     {verdict.rule} on {verdict.event} ({verdict.engine})")
-    for verdict in sorted(replay.failures, key=lambda v: (v.rule, v.event)):
-        what = "UNEXPECTED HIT" if verdict.fired else "MISSED"
-        detail = "fired but the expectation does not list it" if verdict.fired else "did not fire but must"
-        click.echo(
-            f"{what}: rule {verdict.rule} {detail} on {verdict.event} [{verdict.engine}]"
-            f" -- {notes.get(verdict.event, 'no expectation')}"
-        )
+    if verbose:
+        for verdict in sorted(result.verdicts, key=lambda v: (v.rule, v.event, v.engine)):
+            if verdict.fired and verdict.ok and verdict.engine == "sqlite":
+                click.echo(f"fired     {verdict.rule} on {verdict.event} ({verdict.engine})")
+    for verdict in sorted(result.failures, key=lambda v: (v.rule, v.event, v.engine)):
+        if verdict.engine == "sqlite":
+            what = "UNEXPECTED HIT" if verdict.fired else "MISSED"
+            detail = (
+                "fired but the expectation does not list it" if verdict.fired else "did not fire but must"
+            )
+            click.echo(
+                f"{what}: rule {verdict.rule} {detail} on {verdict.event} [{verdict.engine}]"
+                f" -- {notes.get(verdict.event, 'no expectation')}"
+            )
+        else:
+            click.echo(
+                f"DISAGREES: {verdict.engine} says {'match' if verdict.fired else 'no match'}, the Sigma "
+                f"reference says {'match' if verdict.reference else 'no match'}: rule {verdict.rule} on "
+                f"{verdict.event} -- query: {result.queries.get((verdict.rule, verdict.engine), '')}"
+            )
 
 
 @main.command()
 @root_option
 @click.option("--rule", "rules", multiple=True, help="Only these rules (file stems; repeatable).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only failures and the summary.")
-def test(root: Path | None, rules: tuple[str, ...], quiet: bool) -> None:
-    """Run every rule over every fixture event and compare with the expectations."""
+@click.option(
+    "--engine",
+    "engines",
+    multiple=True,
+    type=click.Choice(list(ENGINES)),
+    help="Only these engines (repeatable; default: all five). The reference always runs.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the verdicts as JSON to this file.",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write JUnit XML to this file.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only failures, the matrix and the summary.")
+def test(
+    root: Path | None,
+    rules: tuple[str, ...],
+    engines: tuple[str, ...],
+    json_path: Path | None,
+    junit_path: Path | None,
+    quiet: bool,
+) -> None:
+    """Run every rule over every fixture event in every engine; compare with expectations and reference."""
     pack = _load(root)
     unknown = sorted(set(rules) - {r.name for r in pack.rules})
     if unknown:
         raise click.BadParameter(f"no rule named {', '.join(unknown)}", param_hint="--rule")
+    chosen = ["sqlite", *(engines or [e for e in ENGINES if e != "sqlite"])]
     validation = validate_pack(pack)
-    errors = [f for f in validation.findings if f.severity is Severity.ERROR]
-    _print_findings(errors)
-    replay = replay_reference(pack, validation.parsed, set(rules) or None)
-    _print_findings(replay.findings)
-    _print_replay(pack, replay, not quiet)
-    events = len({v.event for v in replay.verdicts})
-    fired = sum(1 for v in replay.verdicts if v.fired)
-    click.echo(
-        f"{len({v.rule for v in replay.verdicts})} rules x {events} events: {fired} hits, "
-        f"{len(replay.failures)} failures, {len(errors) + len(replay.findings)} content errors"
+    findings = [f for f in validation.findings if f.severity is Severity.ERROR]
+    targets = sorted({t for e in chosen if (t := ENGINES[e].target)})
+    try:
+        queries, convert_findings = convert_pack(pack, set(rules) or None, targets)
+    except ContentError as exc:
+        _print_findings(exc.findings)
+        sys.exit(EXIT_CONTENT)
+    findings += convert_findings
+    result = replay(
+        pack, validation.parsed, {(q.rule, q.target): q.text for q in queries}, set(rules) or None, chosen
     )
-    sys.exit(EXIT_CONTENT if replay.failures or errors or replay.findings else EXIT_OK)
+    findings += result.findings
+    _print_findings(findings)
+    _print_replay(pack, result, not quiet)
+    click.echo(matrix(result))
+    if json_path:
+        write_json(result, findings, json_path)
+    if junit_path:
+        write_junit(result, findings, junit_path)
+    events = len({v.event for v in result.verdicts})
+    hits = sum(1 for v in result.verdicts if v.fired and v.engine == "sqlite")
+    click.echo(
+        f"{len({v.rule for v in result.verdicts})} rules x {events} events x {len(chosen)} engines: "
+        f"{hits} reference hits, {len(result.failures)} failures, {len(findings)} content errors"
+    )
+    sys.exit(EXIT_CONTENT if result.failures or findings else EXIT_OK)
 
 
 @main.command()

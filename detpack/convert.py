@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 from sigma.backends.elasticsearch.elasticsearch_eql import EqlBackend
 from sigma.backends.elasticsearch.elasticsearch_esql import ESQLBackend
@@ -18,6 +20,24 @@ from sigma.rule import SigmaRule
 from detpack.content.pack import Pack
 from detpack.content.rules import RuleFile
 from detpack.findings import ContentError, Finding, relpath
+from detpack.offline import configure_offline
+
+
+class PackLuceneBackend(LuceneBackend):  # type: ignore[misc]
+    """pySigma's Lucene backend escapes only whitespace and * in field names; a query_string field name
+    must escape every reserved character (`/` would start a regular expression):
+    kubernetes.audit.annotations.authorization_k8s_io/decision -> ...authorization_k8s_io\\/decision."""
+
+    field_escape_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[\s*/+\-=&|><!(){}\[\]^\"~?:\\]")
+
+
+class PackEqlBackend(EqlBackend):  # type: ignore[misc]
+    """pySigma's EQL backend back-quotes a field name only for a leading digit, whitespace or '-'; EQL
+    needs back-quotes for any character outside identifiers (`/` would be read as division)."""
+
+    field_quote_pattern: ClassVar[re.Pattern[str]] = re.compile(
+        r"^\d|.*[^A-Za-z0-9_.@]"
+    )  # used with .match()
 
 
 @dataclass(frozen=True)
@@ -31,8 +51,8 @@ class Target:
 
 TARGETS: dict[str, Target] = {
     "splunk": Target("splunk", "Splunk SPL", SplunkBackend, "splunk", ".spl"),
-    "lucene": Target("lucene", "Elasticsearch Lucene query string", LuceneBackend, "ecs", ".lucene"),
-    "eql": Target("eql", "Elastic EQL", EqlBackend, "ecs", ".eql"),
+    "lucene": Target("lucene", "Elasticsearch Lucene query string", PackLuceneBackend, "ecs", ".lucene"),
+    "eql": Target("eql", "Elastic EQL", PackEqlBackend, "ecs", ".eql"),
     "esql": Target("esql", "Elastic ES|QL", ESQLBackend, "ecs", ".esql"),
 }
 
@@ -102,6 +122,7 @@ def convert_rule(
 def convert_pack(
     pack: Pack, rule_names: set[str] | None = None, targets: list[str] | None = None
 ) -> tuple[list[Query], list[Finding]]:
+    configure_offline()  # the Elastic backends map ATT&CK tags with pySigma's (downloaded) MITRE data
     queries: list[Query] = []
     findings: list[Finding] = []
     for target_name in targets or list(TARGETS):

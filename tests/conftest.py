@@ -14,7 +14,15 @@ from detpack.cli import main
 from detpack.offline import block_network, configure_offline
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACK_PARTS = ("datasources", "schemas", "pipelines", "rules", "ads", "tests/fixtures")
+PACK_PARTS = (
+    "datasources",
+    "schemas",
+    "pipelines",
+    "rules",
+    "ads",
+    "tests/fixtures",
+    "tests/engine-differences.yml",
+)
 
 
 @dataclass
@@ -43,13 +51,25 @@ class PackCopy:
 
 def copy_pack(destination: Path) -> PackCopy:
     for part in PACK_PARTS:
-        shutil.copytree(REPO_ROOT / part, destination / part)
+        source, target = REPO_ROOT / part, destination / part
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
     return PackCopy(destination)
 
 
 @pytest.fixture
 def pack_copy(tmp_path: Path) -> PackCopy:
     return copy_pack(tmp_path / "pack")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _suite_has_no_network() -> Iterator[None]:
+    """The whole suite runs with sockets blocked: nothing in detpack may reach the network."""
+    with block_network():
+        yield
 
 
 @pytest.fixture

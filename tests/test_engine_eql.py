@@ -467,3 +467,11 @@ def test_pysigma_regex_with_a_slash_is_invalid_eql() -> None:
     assert '"' + ".*\\/bash" + '"' in query
     with pytest.raises(EqlSyntaxError):
         EqlQuery.parse(query)
+
+
+def test_back_quoted_dotted_field_names_are_paths() -> None:
+    # Regression: `a.b/c` (back-quoted because of the "/") was looked up as one top-level key, so the
+    # pack's Kubernetes rules never matched in EQL. Elasticsearch field names are dotted paths.
+    docs = [{"kubernetes": {"audit": {"annotations": {"authorization_k8s_io/decision": "allow"}}}}]
+    query = 'any where `kubernetes.audit.annotations.authorization_k8s_io/decision`:"allow"'
+    assert EqlQuery.parse(query).matching(docs) == {0}

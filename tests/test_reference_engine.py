@@ -39,7 +39,7 @@ EVENTS = [
 
 
 def _matches(detection: str) -> set[int]:
-    table = ReferenceTable.build([flatten(e) for e in EVENTS], ["user.username", "responseStatus.code"])
+    table = ReferenceTable.build([flatten(e) for e in EVENTS])
     rule = SigmaRule.from_yaml(
         f"title: t\nlogsource: {{product: kubernetes, service: audit}}\ndetection:\n{detection}"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from detpack.content.pack import load_pack
-from detpack.replay import replay_reference
+from detpack.replay import replay
 from detpack.validate.pack import validate_pack
 from tests.conftest import REPO_ROOT, PackCopy
 
@@ -14,15 +14,17 @@ def test_the_pack_passes_and_prints_hits(pack_copy: PackCopy) -> None:
     result = pack_copy.run("test")
     assert result.exit_code == 0, result.output
     assert re.search(r"^fired     \w+ on tests/fixtures/\w+/[\w.-]+:\d+ \(sqlite\)$", result.output, re.M)
-    assert re.search(r"\d+ rules x \d+ events: \d+ hits, 0 failures, 0 content errors", result.output)
+    assert re.search(
+        r"\d+ rules x \d+ events x 5 engines: \d+ reference hits, 0 failures, 0 content errors", result.output
+    )
 
 
 def test_every_rule_fires_on_an_attack_and_not_on_its_lookalike() -> None:
     pack = load_pack(REPO_ROOT)
     validation = validate_pack(pack)
-    replay = replay_reference(pack, validation.parsed)
-    assert not replay.failures
-    fired = {(v.rule, v.event) for v in replay.verdicts if v.fired}
+    result = replay(pack, validation.parsed, {}, engines=["sqlite"])
+    assert not result.failures
+    fired = {(v.rule, v.event) for v in result.verdicts if v.fired}
     for rule in pack.rules:
         attacks = [
             e for f in pack.fixtures for e in f.events if e.expectation and rule.name in e.expectation.fires

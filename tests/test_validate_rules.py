@@ -22,3 +22,4 @@ def test_issue_with_sigma_string_field_is_rendered_not_crashed() -> None:
     finding = _issue_finding(rule, NumberAsStringIssue([sigma_rule], SigmaString("9")))
     assert finding.severity is Severity.WARNING
     assert "string=9" in finding.message
+    assert finding.line == 4  # the line of the key holding the value, not the detection block

@@ -218,7 +218,12 @@ def _combine_ranges(terms: list[Any]) -> Any:
 
 
 def _path(field: Any) -> tuple[Any, ...]:
-    return (field.base, *field.path)
+    """Elasticsearch field names are dotted strings: a back-quoted `a.b/c` names the field a -> b/c, not
+    one key "a.b/c", so string parts are split on dots (_values still finds keys that contain dots)."""
+    parts: list[Any] = []
+    for part in (field.base, *field.path):
+        parts.extend(part.split(".") if isinstance(part, str) else [part])
+    return tuple(parts)
 
 
 # ----------------------------------------------------------------------------

@@ -14,7 +14,9 @@ Scalar = str | int | float | bool | None
 View = dict[str, Any]  # field -> Scalar, or list[Scalar] for multi-valued fields
 
 
-def flatten(event: dict[str, Any]) -> View:
+def flatten(event: dict[str, Any], wanted: frozenset[str] | None = None) -> View:
+    """All fields of the event, or only those in `wanted` (subtrees off their paths are not walked)."""
+    prefixes = None if wanted is None else _prefixes(wanted)
     bags: dict[str, list[Scalar]] = {}
     multi: set[str] = set()
     empty: set[str] = set()
@@ -22,7 +24,9 @@ def flatten(event: dict[str, Any]) -> View:
     def walk(value: Any, path: str, in_list: bool) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
-                walk(item, f"{path}.{key}" if path else str(key), in_list)
+                child = f"{path}.{key}" if path else str(key)
+                if prefixes is None or child in prefixes:
+                    walk(item, child, in_list)
         elif isinstance(value, list):
             if not value and path:
                 empty.add(path)
@@ -42,6 +46,15 @@ def flatten(event: dict[str, Any]) -> View:
     return view
 
 
+def _prefixes(paths: frozenset[str]) -> frozenset[str]:
+    """Every dotted prefix of every path: 'a.b.c' -> a, a.b, a.b.c."""
+    result: set[str] = set()
+    for path in paths:
+        parts = path.split(".")
+        result.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+    return frozenset(result)
+
+
 def sysmon_view(native: dict[str, Any]) -> View:
     """Sysmon for Linux: EventData names are the Sigma fields; System/EventID and Computer are added."""
     view: View = {
@@ -52,7 +65,7 @@ def sysmon_view(native: dict[str, Any]) -> View:
     return view
 
 
-def reference_view(fixture_format: str, native: Any) -> View:
+def reference_view(fixture_format: str, native: Any, wanted: frozenset[str] | None = None) -> View:
     if fixture_format == "sysmon_linux_syslog":
         return sysmon_view(native)
-    return flatten(native)
+    return flatten(native, wanted)

@@ -8,6 +8,7 @@ from sigma.rule import SigmaRule
 
 from detpack.content.pack import Pack
 from detpack.findings import Finding, Severity
+from detpack.offline import configure_offline
 from detpack.validate.ads import validate_ads
 from detpack.validate.fixtures import validate_fixtures
 from detpack.validate.rules import validate_rules
@@ -24,6 +25,7 @@ class ValidationResult:
 
 
 def validate_pack(pack: Pack) -> ValidationResult:
+    configure_offline()  # pySigma's ATT&CK validator would otherwise download MITRE data
     rule_findings, parsed = validate_rules(pack)
     fixture_findings = validate_fixtures(pack)  # binds expectations, which the ADS checks read
     findings = [*pack.load_findings, *rule_findings, *fixture_findings, *validate_ads(pack)]

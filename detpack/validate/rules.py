@@ -247,6 +247,18 @@ def _line_for_sigma_error(rule: RuleFile, message: str) -> int:
     return rule.line("detection")
 
 
+def _value_at(rule: RuleFile, path: tuple[str | int, ...]) -> list[Any]:
+    node: Any = rule.data
+    for part in path:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return node if isinstance(node, list) else [node]
+
+
 def _issue_line(rule: RuleFile, issue: SigmaValidationIssue) -> int:
     tag = getattr(issue, "tag", None)
     if tag is not None:
@@ -255,6 +267,13 @@ def _issue_line(rule: RuleFile, issue: SigmaValidationIssue) -> int:
             if value == text:
                 return rule.line("tags", index)
         return rule.line("tags")
+    issue_value = getattr(issue, "string", None)
+    if issue_value is not None:  # value issues: point at the key whose value it is
+        text = str(issue_value)
+        for path, _key in detection_keys(rule):
+            values = _value_at(rule, path)
+            if any(str(v) == text for v in values):
+                return rule.line(*path)
     item = getattr(issue, "detection_item", None)
     field = getattr(item, "field", None)
     if field:
