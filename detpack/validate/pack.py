@@ -10,6 +10,7 @@ from detpack.content.pack import Pack
 from detpack.findings import Finding, Severity
 from detpack.offline import configure_offline
 from detpack.validate.ads import validate_ads
+from detpack.validate.cost import leading_wildcard_findings
 from detpack.validate.fixtures import validate_fixtures
 from detpack.validate.rules import validate_rules
 
@@ -28,5 +29,8 @@ def validate_pack(pack: Pack) -> ValidationResult:
     configure_offline()  # pySigma's ATT&CK validator would otherwise download MITRE data
     rule_findings, parsed = validate_rules(pack)
     fixture_findings = validate_fixtures(pack)  # binds expectations, which the ADS checks read
-    findings = [*pack.load_findings, *rule_findings, *fixture_findings, *validate_ads(pack)]
+    cost_findings = [
+        f for rule in pack.rules if rule.name in parsed for f in leading_wildcard_findings(pack, rule)
+    ]
+    findings = [*pack.load_findings, *rule_findings, *cost_findings, *fixture_findings, *validate_ads(pack)]
     return ValidationResult(sorted(set(findings)), parsed)

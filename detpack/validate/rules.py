@@ -22,9 +22,10 @@ from detpack.findings import Finding, Severity
 from detpack.validate.schema import load_validator, schema_findings
 
 FILE_NAME = re.compile(r"^[a-z0-9_]{10,70}$")
-# pySigma core validators that do not apply: the pack checks file names itself (by its own convention),
-# and TLP v1/v2 validators contradict each other by design (a pack picks one; it uses none).
-SKIPPED_VALIDATORS = {"tlpv1_tag", "tlpv2_tag"}
+# pySigma core validators that do not apply: TLP v1/v2 validators contradict each other by design (a pack
+# picks one; it uses none); custom_attributes flags the pack's own `detpack:` key, and the pack's JSON
+# Schema already refuses every other unknown top-level key with its line.
+SKIPPED_VALIDATORS = {"tlpv1_tag", "tlpv2_tag", "custom_attributes"}
 
 
 def detection_keys(rule: RuleFile) -> list[tuple[tuple[str | int, ...], str]]:
@@ -247,7 +248,7 @@ def _line_for_sigma_error(rule: RuleFile, message: str) -> int:
     return rule.line("detection")
 
 
-def _value_at(rule: RuleFile, path: tuple[str | int, ...]) -> list[Any]:
+def value_at(rule: RuleFile, path: tuple[str | int, ...]) -> list[Any]:
     node: Any = rule.data
     for part in path:
         if isinstance(node, dict):
@@ -271,7 +272,7 @@ def _issue_line(rule: RuleFile, issue: SigmaValidationIssue) -> int:
     if issue_value is not None:  # value issues: point at the key whose value it is
         text = str(issue_value)
         for path, _key in detection_keys(rule):
-            values = _value_at(rule, path)
+            values = value_at(rule, path)
             if any(str(v) == text for v in values):
                 return rule.line(*path)
     item = getattr(issue, "detection_item", None)
