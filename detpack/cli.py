@@ -204,6 +204,23 @@ def test(
 
 @main.command()
 @root_option
+def coverage(root: Path | None) -> None:
+    """Print ATT&CK techniques covered by tactic, and each behaviour with its rules or why not."""
+    from detpack.coverage import compute_coverage, render
+
+    pack = _load(root)
+    try:
+        result = compute_coverage(pack)
+    except ContentError as exc:
+        _print_findings(exc.findings)
+        sys.exit(EXIT_CONTENT)
+    _print_findings(result.findings)
+    click.echo(render(result))
+    sys.exit(EXIT_CONTENT if result.unaccounted or result.findings else EXIT_OK)
+
+
+@main.command()
+@root_option
 @click.option(
     "--output",
     type=click.Path(path_type=Path, file_okay=False),

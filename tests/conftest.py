@@ -22,6 +22,7 @@ PACK_PARTS = (
     "ads",
     "tests/fixtures",
     "tests/engine-differences.yml",
+    "coverage",
 )
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from sigma.rule import SigmaRule
 
 from detpack.content.pack import Pack
-from detpack.findings import Finding, Severity
+from detpack.coverage import compute_coverage
+from detpack.findings import ContentError, Finding, Severity
 from detpack.offline import configure_offline
 from detpack.validate.ads import validate_ads
 from detpack.validate.cost import leading_wildcard_findings
@@ -32,5 +33,16 @@ def validate_pack(pack: Pack) -> ValidationResult:
     cost_findings = [
         f for rule in pack.rules if rule.name in parsed for f in leading_wildcard_findings(pack, rule)
     ]
-    findings = [*pack.load_findings, *rule_findings, *cost_findings, *fixture_findings, *validate_ads(pack)]
+    try:
+        coverage_findings = compute_coverage(pack).findings
+    except ContentError as exc:
+        coverage_findings = exc.findings
+    findings = [
+        *pack.load_findings,
+        *rule_findings,
+        *cost_findings,
+        *fixture_findings,
+        *validate_ads(pack),
+        *coverage_findings,
+    ]
     return ValidationResult(sorted(set(findings)), parsed)
