@@ -31,10 +31,7 @@ def test_an_unknown_behaviour_claim_is_a_located_finding(pack_copy: PackCopy) ->
 
 
 def test_an_explained_behaviour_counts_as_accounted_for(pack_copy: PackCopy) -> None:
-    pack_copy.replace(
-        ADS,
-        "\nrules:",
-        '\nuncovered:\n  B12: "No data source in this pack carries managed-cluster control-plane logs."\nrules:',
-    )
+    reason = "No data source in this pack carries managed-cluster control-plane logs."
+    pack_copy.replace(ADS, "\nrules:", f'\nuncovered:\n  B12: "{reason}"\nrules:')
     result = pack_copy.run("coverage")
     assert re.search(r"B12  explained .*\[DP-ADS-0001\]: No data source in this pack", result.output)
