@@ -88,6 +88,11 @@ def write_json(result: ReplayResult, findings: list[Finding], path: Path) -> Non
 
 
 def write_junit(result: ReplayResult, findings: list[Finding], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(junit_xml(result, findings), encoding="utf-8")
+
+
+def junit_xml(result: ReplayResult, findings: list[Finding]) -> str:
     """One test case per (rule, engine); content findings as failed cases of a 'content' suite."""
     suites = ET.Element("testsuites", name="detpack")
     cells: dict[tuple[str, str], list[Verdict]] = defaultdict(list)
@@ -125,5 +130,5 @@ def write_junit(result: ReplayResult, findings: list[Finding], path: Path) -> No
             content, "testcase", classname="detpack.content", name=f"{finding.path}:{finding.line}"
         )
         ET.SubElement(case, "failure", message=f"[{finding.code}] {finding.message}").text = finding.fix
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

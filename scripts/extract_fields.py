@@ -81,6 +81,9 @@ class DataStreamSpec:
     # ECS fields the collector (agent input, its processors) or the ingest pipeline writes for the pack's
     # events, with where that is documented. Added from ECS when the integration's list lacks them.
     written: tuple[tuple[str, str], ...]
+    # TSV rows to leave out, as (name, source_file, reason): a field the package declares twice with two
+    # types, where only one declaration reaches the index template. Listed in the output as "ignored_rows".
+    ignored_rows: tuple[tuple[str, str, str], ...] = ()
 
 
 _K8S_PIPELINE = (
@@ -94,6 +97,12 @@ _SYSMON_DECODE = (
 )
 _SYSMON_SYSLOG = "agent processor syslog (stream filestream.yml.hbs @410bb7843766)"
 _METRICBEAT = "Metricbeat docker/event metricset and module (elastic/beats metricbeat/module/docker/event)"
+_FALCO_PIPELINE = "ingest pipeline falco.falco_alerts default.yml @19a0a918281e (elastic/integrations)"
+_ZEEK_CONN_PIPELINE = "ingest pipeline zeek.connection default.yml @01dd5e029f7a (elastic/integrations)"
+_AUDITBEAT = (
+    "Auditbeat auditd module inside Elastic Agent (elastic/beats auditbeat/module/auditd/audit_linux.go "
+    "buildMetricbeatEvent @03a003f34fe7) and ingest pipeline auditd_manager.auditd default.yml @0b8498535bad"
+)
 
 SPECS: tuple[DataStreamSpec, ...] = (
     DataStreamSpec(
@@ -226,6 +235,150 @@ SPECS: tuple[DataStreamSpec, ...] = (
             ("event.dataset", _METRICBEAT),
         ),
     ),
+    DataStreamSpec(
+        datasource="falco_alerts",
+        integration="falco",
+        data_stream="falco.falco_alerts",
+        stream_type="logs",
+        tsv="falco.falco_alerts.fields.tsv",
+        upstream=(
+            "elastic/integrations packages/falco/data_stream/falco_alerts/fields/: fields.yml @19a0a918281e, "
+            "ecs.yml @285a847559cc, base-fields.yml @285a847559cc, agent.yml @285a847559cc"
+        ),
+        dynamic=True,
+        dynamic_source=(
+            "packages/falco/data_stream/falco_alerts/manifest.yml @a5a81facfe03 sets no mapping options: "
+            "Elasticsearch's default (dynamic: true) applies"
+        ),
+        written=tuple(
+            (name, _FALCO_PIPELINE)
+            for name in (
+                "event.kind",
+                "event.provider",
+                "event.severity",
+                "event.sequence",
+                "related.hosts",
+                "tags",
+            )
+        ),
+        ignored_rows=(
+            (
+                "container.image.name",
+                "ecs.yml",
+                "also declared keyword in agent.yml (ECS: keyword); Fleet keeps the first declaration of "
+                "a field in file order (agent.yml), so the text override in ecs.yml is not applied "
+                "(assumption)",
+            ),
+        ),
+    ),
+    DataStreamSpec(
+        datasource="zeek_conn",
+        integration="zeek",
+        data_stream="zeek.connection",
+        stream_type="logs",
+        tsv="zeek.connection.fields.tsv",
+        upstream=(
+            "elastic/integrations packages/zeek/data_stream/connection/fields/: fields.yml @d76fd9bd96ef, "
+            "ecs.yml @3b297db234c5, base-fields.yml @4c8ae666d530, beats.yml @314be490137b"
+        ),
+        dynamic=True,
+        dynamic_source=(
+            "packages/zeek/data_stream/connection/manifest.yml @7a78e0e06561 sets no mapping options: "
+            "Elasticsearch's default (dynamic: true) applies"
+        ),
+        written=(("event.original", _ZEEK_CONN_PIPELINE + " (kept only with preserve_original_event)"),),
+    ),
+    DataStreamSpec(
+        datasource="zeek_dns",
+        integration="zeek",
+        data_stream="zeek.dns",
+        stream_type="logs",
+        tsv="zeek.dns.fields.tsv",
+        upstream=(
+            "elastic/integrations packages/zeek/data_stream/dns/fields/: fields.yml @3b9527566b18, "
+            "ecs.yml @0f9c831e5938, base-fields.yml @870a41e6a55b"
+        ),
+        dynamic=True,
+        dynamic_source=(
+            "packages/zeek/data_stream/dns/manifest.yml @a0939d5247f2 sets no mapping options: "
+            "Elasticsearch's default (dynamic: true) applies"
+        ),
+        written=(("tags", "agent stream configuration (the stream's tags, default zeek-dns)"),),
+    ),
+    DataStreamSpec(
+        datasource="linux_auditd",
+        integration="auditd_manager",
+        data_stream="auditd_manager.auditd",
+        stream_type="logs",
+        tsv="auditd_manager.auditd.fields.tsv",
+        upstream=(
+            "elastic/integrations packages/auditd_manager/data_stream/auditd/fields/: "
+            "fields.yml @077c596570bb, ecs.yml @8f7e7ee3623d, base-fields.yml @2686c3706837"
+        ),
+        dynamic=True,
+        dynamic_source=(
+            "packages/auditd_manager/data_stream/auditd/manifest.yml @17207886f76b sets no mapping options: "
+            "Elasticsearch's default (dynamic: true) applies"
+        ),
+        written=tuple(
+            (name, _AUDITBEAT)
+            for name in (
+                "event.kind",
+                "event.action",
+                "event.category",
+                "event.type",
+                "event.sequence",
+                "error.message",
+                "event.original",
+            )
+        ),
+        ignored_rows=tuple(
+            (
+                name,
+                "fields.yml",
+                f"declared flattened beside keyword declarations of its own subfields ({name}.*); Fleet then "
+                "creates no flattened mapping and the subfields are mapped as declared (elastic/integrations "
+                "PR #12541, 2025-01-30: 'If this field is declared as flattened, this is not created as "
+                "mapping currently ... because there are other definitions present for auditd.data.<field>')",
+            )
+            for name in ("auditd.data", "auditd.paths")
+        ),
+    ),
+    DataStreamSpec(
+        datasource="linux_sysmon_service",
+        integration="sysmon_linux",
+        data_stream="sysmon_linux.log",
+        stream_type="logs",
+        tsv="sysmon_linux.log.fields.tsv",
+        upstream=(
+            "elastic/integrations packages/sysmon_linux/data_stream/log/fields/: winlog.yml @342b848caa34, "
+            "ecs.yml @2cc3461df478, base-fields.yml @49d81a6f7494, beats.yml @02e28058ab11 (the same data "
+            "stream as linux_process_creation: Sysmon for Linux Event IDs 4 and 16)"
+        ),
+        dynamic=True,
+        dynamic_source=(
+            "packages/sysmon_linux/data_stream/log/manifest.yml @342b848caa34 sets no mapping options: "
+            "Elasticsearch's default (dynamic: true) applies"
+        ),
+        written=(
+            ("host.name", _SYSMON_DECODE + ": host.name = System/Computer"),
+            (
+                "host.hostname",
+                _SYSMON_PIPELINE + ": rename log.syslog.hostname (from " + _SYSMON_SYSLOG + ")",
+            ),
+            ("event.kind", _SYSMON_PIPELINE),
+            ("event.code", _SYSMON_PIPELINE),
+            ("event.action", _SYSMON_PIPELINE),
+            ("event.category", _SYSMON_PIPELINE),
+            ("event.type", _SYSMON_PIPELINE),
+            ("event.created", _SYSMON_PIPELINE),
+            ("event.provider", _SYSMON_DECODE),
+            ("process.name", _SYSMON_PIPELINE + ": rename log.syslog.appname"),
+            ("process.pid", _SYSMON_PIPELINE),
+            ("tags", "agent stream configuration (preserve_original_event and user tags)"),
+            ("event.original", "agent stream configuration (kept only with preserve_original_event)"),
+        ),
+    ),
 )
 
 
@@ -316,7 +469,9 @@ def resolve_fields(
 def build_record(spec: DataStreamSpec, shared: Path, ecs: Mapping[str, EcsField]) -> dict[str, Any]:
     tsv_path = shared / FIELDS_DIR / spec.tsv
     ecs_path = shared / ECS_FILE
-    fields, not_indexed = resolve_fields(read_tsv(tsv_path), ecs, f"{FIELDS_DIR}/{spec.tsv}")
+    ignored = {(name, source): reason for name, source, reason in spec.ignored_rows}
+    rows = [row for row in read_tsv(tsv_path) if (row[0], row[2]) not in ignored]
+    fields, not_indexed = resolve_fields(rows, ecs, f"{FIELDS_DIR}/{spec.tsv}")
     added: dict[str, str] = {}
     not_added: dict[str, str] = {}
     wanted = [(name, "base field of every data stream") for name in BASE_FIELDS] + list(spec.written)
@@ -364,7 +519,11 @@ def build_record(spec: DataStreamSpec, shared: Path, ecs: Mapping[str, EcsField]
         "not_added": dict(sorted(not_added.items())),
         "not_indexed": sorted(not_indexed),
         "fields": dict(sorted(fields.items())),
-    }
+    } | ({"ignored_rows": _ignored_rows(ignored)} if ignored else {})
+
+
+def _ignored_rows(ignored: Mapping[tuple[str, str], str]) -> list[dict[str, str]]:
+    return [{"name": n, "source_file": f, "reason": r} for (n, f), r in sorted(ignored.items())]
 
 
 def render_json(record: Mapping[str, Any]) -> str:

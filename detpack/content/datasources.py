@@ -9,7 +9,7 @@ from typing import Any
 from detpack.content.yamlfile import load_yaml
 from detpack.findings import ContentError, Finding, relpath
 
-FIXTURE_FORMATS = ("json_lines", "sysmon_linux_syslog")
+FIXTURE_FORMATS = ("json_lines", "sysmon_linux_syslog", "auditd_log")
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class DataSource:
     fixture_format: str
     fields: frozenset[str]
     field_prefixes: tuple[str, ...]
-    scope: tuple[tuple[str, str], ...]
+    scope: tuple[tuple[str, str], ...]  # (field, value) pairs; a field listed twice accepts either value
     splunk_macro: str
     splunk_definition: str
     elastic_integration: str
@@ -36,7 +36,10 @@ class DataSource:
         return field in self.fields or any(field.startswith(p) and field != p for p in self.field_prefixes)
 
     def in_scope(self, view: dict[str, Any]) -> bool:
-        return all(str(view.get(key)) == value for key, value in self.scope)
+        allowed: dict[str, set[str]] = {}
+        for key, value in self.scope:
+            allowed.setdefault(key, set()).add(value)
+        return all(str(view.get(key)) in values for key, values in allowed.items())
 
 
 def _required(doc: dict[str, Any], key: str, shown: str, lines: dict[Any, int]) -> Any:
@@ -109,7 +112,13 @@ def load_datasources(root: Path) -> dict[str, DataSource]:
                 fixture_format=fmt,
                 fields=frozenset(str(f) for f in _required(data, "fields", shown, doc.lines)),
                 field_prefixes=tuple(str(p) for p in data.get("field_prefixes") or ()),
-                scope=tuple(sorted((str(k), str(v)) for k, v in (data.get("scope") or {}).items())),
+                scope=tuple(
+                    sorted(
+                        (str(k), str(item))
+                        for k, v in (data.get("scope") or {}).items()
+                        for item in (v if isinstance(v, list) else [v])
+                    )
+                ),
                 splunk_macro=str(splunk["macro"]),
                 splunk_definition=str(splunk["definition"]),
                 elastic_integration=str(elastic["integration"]),

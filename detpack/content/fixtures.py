@@ -14,11 +14,13 @@ from typing import Any
 from detpack.content.datasources import DataSource
 from detpack.content.yamlfile import YamlDocument, load_yaml
 from detpack.findings import ContentError, Finding, relpath
-from detpack.ingest.native import NativeFormatError, parse_native
+from detpack.ingest.auditd import AUDITD_FORMAT, auditd_event, group_auditd_lines
+from detpack.ingest.native import MAX_EVENT_BYTES, NativeFormatError, parse_native
 from detpack.ingest.reference import View, reference_view
 
-FIXTURE_SUFFIXES = {"json_lines": ".jsonl", "sysmon_linux_syslog": ".log"}
+FIXTURE_SUFFIXES = {"json_lines": ".jsonl", "sysmon_linux_syslog": ".log", AUDITD_FORMAT: ".log"}
 MAX_FIXTURE_BYTES = 4 * 1024 * 1024
+MAX_FIXTURE_EVENTS = 1000  # lines of one fixture file: every rule runs over every event in five engines
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,24 @@ def load_fixtures(root: Path, datasources: dict[str, DataSource]) -> tuple[list[
                 Finding(shown, 0, "fixture-encoding", f"not UTF-8: {exc.reason}", "save it as UTF-8")
             )
             continue
-        for number, line in enumerate(text.split("\n"), start=1):
+        grouped = ds.fixture_format == AUDITD_FORMAT  # one event = several consecutive lines
+        if grouped:
+            findings.extend(_load_grouped_events(fixture, ds, shown, text))
+        lines = text.split("\n") if not grouped else []
+        if len(lines) > MAX_FIXTURE_EVENTS + 1:  # + the empty item after the final newline
+            findings.append(
+                Finding(
+                    shown,
+                    MAX_FIXTURE_EVENTS + 1,
+                    "fixture-size",
+                    f"fixture has more than {MAX_FIXTURE_EVENTS} lines",
+                    "keep fixtures small: a few realistic events each; split the scenario",
+                )
+            )
+            lines = []
+        for number, line in enumerate(lines, start=1):
             if line.strip() == "":
-                if number != len(text.split("\n")):  # the final newline leaves one empty last item
+                if number != len(lines):  # the final newline leaves one empty last item
                     findings.append(
                         Finding(
                             shown,
@@ -180,6 +197,33 @@ def load_fixtures(root: Path, datasources: dict[str, DataSource]) -> tuple[list[
                 )
             )
     return fixtures, findings
+
+
+def _load_grouped_events(fixture: FixtureFile, ds: DataSource, shown: str, text: str) -> list[Finding]:
+    """auditd_log fixtures: the records of one event are consecutive lines sharing msg=audit(...); the
+    event is known by the line of its first record (detpack.ingest.auditd.group_auditd_lines)."""
+    groups, problems = group_auditd_lines(text)
+    findings = [Finding(shown, p.line, p.code, p.message, p.fix) for p in problems]
+    for group in groups:
+        raw = "\n".join(group.lines)
+        too_long = next(
+            (i for i, line in enumerate(group.lines) if len(line.encode()) > MAX_EVENT_BYTES), None
+        )
+        if too_long is not None:
+            findings.append(
+                Finding(
+                    shown,
+                    group.line + too_long,
+                    "fixture-event",
+                    f"invalid {ds.fixture_format} record: longer than {MAX_EVENT_BYTES} bytes",
+                    "record the event exactly as the data source writes it",
+                )
+            )
+            continue
+        native = auditd_event(group.records)
+        view = reference_view(ds.fixture_format, native)
+        fixture.events.append(FixtureEvent(shown, group.line, raw, native, view, ds.in_scope(view)))
+    return findings
 
 
 def bind_expectations(fixture: FixtureFile) -> list[Finding]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,10 @@ from detpack.findings import ContentError, Finding, relpath
 class RuleFile:
     path: str  # repository-relative
     doc: YamlDocument
+    # A correlation rule has no logsource of its own: it reads its base rules' (see link_correlations).
+    inherited_logsource: dict[str, Any] | None = None
 
-    @property
+    @cached_property
     def name(self) -> str:
         """The file stem: how fixtures and ADS documents refer to the rule."""
         return Path(self.path).stem
@@ -40,7 +43,33 @@ class RuleFile:
     @property
     def logsource(self) -> dict[str, Any]:
         ls = self.data.get("logsource")
-        return ls if isinstance(ls, dict) else {}
+        if isinstance(ls, dict):
+            return ls
+        return self.inherited_logsource or {}
+
+    @property
+    def is_correlation(self) -> bool:
+        """A Sigma correlation rule (`correlation:`), whose base rules are other rule files."""
+        return "correlation" in self.data
+
+    @property
+    def references(self) -> list[str]:
+        """A correlation's `correlation.rules`: base rules by Sigma name or id."""
+        correlation = self.data.get("correlation")
+        refs = correlation.get("rules") if isinstance(correlation, dict) else None
+        return [str(r) for r in refs] if isinstance(refs, list) else []
+
+    def data_at(self, path: tuple[str | int, ...]) -> Any:
+        """The node at a JSON path of the rule's data, or None where the path does not exist."""
+        node: Any = self.data
+        for part in path:
+            if isinstance(node, dict):
+                node = node.get(part)
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                return None
+        return node
 
     def line(self, *json_path: str | int) -> int:
         return self.doc.line_of(json_path)
@@ -82,4 +111,42 @@ def load_rules(root: Path) -> tuple[list[RuleFile], list[Finding]]:
             )
             continue
         rules.append(RuleFile(shown, doc))
+    link_correlations(rules)
     return rules, findings
+
+
+def resolve_reference(rules: list[RuleFile], reference: str) -> RuleFile | None:
+    """The detection rule a correlation names: by Sigma `name`, by `id`, or (for a finding's sake) by file
+    stem. Correlations are not resolved: the pack does not chain them."""
+    candidates = [r for r in rules if not r.is_correlation]
+    for key in ("name", "id", "stem"):
+        found = next(
+            (
+                r
+                for r in candidates
+                if reference == {"name": r.data.get("name"), "id": r.rule_id, "stem": r.name}[key]
+            ),
+            None,
+        )
+        if found is not None:
+            return found
+    return None
+
+
+def link_correlations(rules: list[RuleFile]) -> None:
+    """Give each correlation the logsource its base rules share (none when they disagree or are unknown)."""
+    for rule in rules:
+        if not rule.is_correlation:
+            continue
+        sources: set[tuple[tuple[str, str], ...] | None] = set()
+        for reference in rule.references:
+            base = resolve_reference(rules, reference)
+            if base is None:
+                sources.add(None)
+                continue
+            ls = base.data.get("logsource")
+            sources.add(
+                tuple(sorted((str(k), str(v)) for k, v in ls.items())) if isinstance(ls, dict) else None
+            )
+        only = next(iter(sources)) if len(sources) == 1 else None
+        rule.inherited_logsource = dict(only) if only else None

@@ -707,6 +707,14 @@ class EqlQuery:
         _EsEngine().compile_event_query(parsed._event_type, parsed._condition)  # reject what cannot run, now
         return parsed
 
+    def fields(self) -> set[str]:
+        """The dotted names of the fields the query reads."""
+        return {
+            ".".join(str(p) for p in _path(node))
+            for node in _walk(self._condition)
+            if isinstance(node, ast.Field)
+        }
+
     def matching(self, documents: Sequence[Mapping[str, Any]]) -> set[int]:
         """Indexes of the documents the query matches."""
         match = _EsEngine().compile_event_query(self._event_type, self._condition)

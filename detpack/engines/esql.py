@@ -77,6 +77,33 @@ Semantics reproduced (Elasticsearch documentation pages this was written from):
   when the caller says which index the documents live in, a query whose patterns do not select it raises
   `EsqlUnknownIndexError`.
 
+Aggregations, as pySigma's ES|QL backend writes correlation rules (`EsqlQuery.run` then returns the documents
+behind the groups that survive, the correlation's verdict, docs/formats.md "Correlation rules"):
+`FROM ... | WHERE ... [| EVAL event_type=CASE(<condition>, "<rule>", ...)]
+| EVAL timebucket=DATE_TRUNC(<n> <unit>, @timestamp)
+| STATS <name>=COUNT() | COUNT_DISTINCT(<field>) BY <column>, ... | WHERE <name> <op> <n>`.
+
+* **EVAL** adds a column for every row; a later command may name it ("ES|QL EVAL command"). Only `CASE` and
+  `DATE_TRUNC` are evaluated; `WHERE` between `EVAL` and `STATS` is refused.
+* **CASE** "returns the value that belongs to the first condition that evaluates to true"; with an even
+  number of arguments and no true condition it is null (a null or multi-valued condition is not true)
+  ("ES|QL conditional functions", https://www.elastic.co/docs/reference/query-languages/esql/functions-operators/conditional-functions-and-expressions).
+* **DATE_TRUNC** "rounds down a date to the closest interval"
+  (https://elastic.co/docs/reference/query-languages/esql/functions-operators/date-time-functions/date_trunc):
+  a time duration (milliseconds to hours) becomes `Rounding.Builder(TimeValue)`, a fixed interval counted
+  from 1970-01-01T00:00:00Z in UTC, and `1 day` the calendar day, also UTC midnight
+  (`DateTrunc.createRounding`, x-pack/plugin/esql .../scalar/date/DateTrunc.java); time span units are
+  those of "ES|QL time spans" (`10minutes` is `10 minutes`). Weeks and longer periods are refused.
+* **STATS ... BY**: one row per distinct combination of the BY values, and null is a value of its own:
+  the documentation's `STATS count = COUNT(emp_no) BY languages` returns a row `10 | null`
+  (https://www.elastic.co/docs/reference/query-languages/esql/commands/stats-by). Grouping by a multi-valued
+  field puts the row in every group (elastic/elasticsearch#135109); this engine refuses it
+  (`EsqlUnsupportedError`) rather than guess. `COUNT()` counts rows ("If omitted, equivalent to COUNT(*)");
+  `COUNT_DISTINCT(f)` counts distinct non-null values, exactly below its precision threshold (3000 by
+  default; "ES|QL aggregation functions"); a multi-valued `f` is refused. Exactly one named aggregation
+  and a BY clause are supported.
+* **WHERE after STATS** sees only the aggregation and the BY columns (others are unknown columns).
+
 Not modelled: the implicit `LIMIT 1000` (every matching document is returned), `ignore_above` and normalizers
 on keyword fields, the multi-value warnings, `scaled_float` scaling factors, the final-sigma rule of
 `to_lower`, ordering of `version` values (refused).
@@ -245,6 +272,41 @@ class _Call:
 
 _Expr = _Field | _Lit | _Cmp | _Logic | _Not | _In | _IsNull | _Like | _RLike | _Call
 
+
+@dataclass(frozen=True)
+class _Assign:
+    """`EVAL name = CASE(...)` (args: condition, value, ...) or `EVAL name = DATE_TRUNC(span, field)`."""
+
+    src: _Src
+    name: str
+    function: str  # case | date_trunc
+    args: tuple[_Expr, ...]
+    interval_ms: int = 0  # date_trunc
+
+
+@dataclass(frozen=True)
+class _Aggregation:
+    """`[EVAL ...] | STATS name = COUNT() | COUNT_DISTINCT(field) BY ... [| WHERE ...]`."""
+
+    evals: tuple[_Assign, ...]
+    src: _Src
+    name: str
+    function: str  # count | count_distinct
+    argument: _Field | None
+    by: tuple[_Field, ...]
+    having: tuple[_Expr, ...]
+
+
+_Statement = tuple[tuple[str, ...], tuple[str, ...], tuple[_Expr, ...], _Aggregation | None]
+# "ES|QL time spans": the units DATE_TRUNC accepts here (fixed lengths), in milliseconds.
+_TIME_UNITS: Final = {
+    **dict.fromkeys(("millisecond", "milliseconds", "ms"), 1),
+    **dict.fromkeys(("second", "seconds", "sec", "s"), 1000),
+    **dict.fromkeys(("minute", "minutes", "min"), 60_000),
+    **dict.fromkeys(("hour", "hours", "h"), 3_600_000),
+    **dict.fromkeys(("day", "days", "d"), 86_400_000),
+}
+
 _FUNCTIONS: Final = {  # name -> (min args, max args or None)
     "starts_with": (2, 2),
     "ends_with": (2, 2),
@@ -333,7 +395,7 @@ class _Builder:
         return EsqlUnsupportedError(f"{src.at()}: {what} [{src.text}] is not supported by this engine")
 
     # ---- commands ----
-    def statement(self, tree: Any) -> tuple[tuple[str, ...], tuple[str, ...], tuple[_Expr, ...]]:
+    def statement(self, tree: Any) -> _Statement:
         commands: list[Any] = []
         query = tree.query()
         while isinstance(query, P.CompositeQueryContext):
@@ -344,12 +406,137 @@ class _Builder:
             raise self.unsupported(source, "source command")
         patterns, metadata = self.from_command(source.fromCommand())
         conditions: list[_Expr] = []
+        evals: list[_Assign] = []
+        stats: tuple[_Src, str, str, _Field | None, tuple[_Field, ...]] | None = None
+        having: list[_Expr] = []
         for command in reversed(commands):
             where = command.whereCommand()
-            if where is None:
+            if where is not None and stats is not None:
+                having.append(self.boolean(where.booleanExpression()))
+            elif where is not None and not evals:
+                conditions.append(self.boolean(where.booleanExpression()))
+            elif command.evalCommand() is not None and stats is None:
+                evals.extend(self.eval_command(command.evalCommand()))
+            elif command.statsCommand() is not None and stats is None:
+                stats = self.stats_command(command.statsCommand())
+            else:
                 raise self.unsupported(command, "processing command")
-            conditions.append(self.boolean(where.booleanExpression()))
-        return patterns, metadata, tuple(conditions)
+        if stats is None:
+            if evals:
+                raise EsqlUnsupportedError(
+                    f"{evals[0].src.at()}: EVAL without STATS is not supported by this engine"
+                )
+            return patterns, metadata, tuple(conditions), None
+        aggregation = _Aggregation(tuple(evals), *stats, tuple(having))
+        return patterns, metadata, tuple(conditions), aggregation
+
+    @staticmethod
+    def _function_of(ctx: Any) -> Any:
+        """The functionExpression a booleanExpression consists of, or None."""
+        if not isinstance(ctx, P.BooleanDefaultContext):
+            return None
+        value = ctx.valueExpression()
+        if not isinstance(value, P.ValueExpressionDefaultContext):
+            return None
+        operator = value.operatorExpression()
+        if not isinstance(operator, P.OperatorExpressionDefaultContext):
+            return None
+        primary = operator.primaryExpression()
+        return primary.functionExpression() if isinstance(primary, P.FunctionContext) else None
+
+    def _function_name(self, ctx: Any) -> str:
+        name_ctx = ctx.functionName().identifierOrParameter()
+        if name_ctx.identifier() is None:
+            raise self.unsupported(name_ctx, "query parameter")
+        return str(_unquote_identifier(name_ctx.identifier().getText()).lower())
+
+    def eval_command(self, ctx: Any) -> list[_Assign]:
+        assigns: list[_Assign] = []
+        for field_ctx in ctx.fields().field():
+            src = self.src(field_ctx)
+            function = self._function_of(field_ctx.booleanExpression())
+            if field_ctx.qualifiedName() is None or function is None:
+                raise self.unsupported(field_ctx, "EVAL expression")
+            name = self.qualified_name(field_ctx.qualifiedName())
+            function_name = self._function_name(function)
+            if function.ASTERISK() is not None or function.mapExpression() is not None:
+                raise self.unsupported(function, f"{function_name}() argument")
+            arguments = list(function.booleanExpression())
+            if function_name == "case":
+                args = tuple(self.boolean(arg) for arg in arguments)
+                if len(args) < 2:
+                    raise EsqlVerificationError(
+                        f"{src.at()}: error building [case]: expects at least 2 arguments"
+                    )
+                for value in args[1::2] + ((args[-1],) if len(args) % 2 else ()):
+                    if not (isinstance(value, _Lit) and isinstance(value.value, str)):
+                        raise self.unsupported(function, "CASE value other than a string literal")
+                assigns.append(_Assign(src, name, "case", args))
+            elif function_name == "date_trunc":
+                if len(arguments) != 2:
+                    raise EsqlVerificationError(
+                        f"{src.at()}: error building [date_trunc]: expects exactly 2 arguments"
+                    )
+                assigns.append(
+                    _Assign(
+                        src, name, "date_trunc", (self.boolean(arguments[1]),), self.interval(arguments[0])
+                    )
+                )
+            else:
+                raise self.unsupported(function, f"EVAL function {function_name}()")
+        return assigns
+
+    def interval(self, ctx: Any) -> int:
+        """A time span literal (`10 minutes`, `10minutes`, `1h`) in milliseconds."""
+        src = self.src(ctx)
+        constant = None
+        if isinstance(ctx, P.BooleanDefaultContext):
+            value = ctx.valueExpression()
+            if isinstance(value, P.ValueExpressionDefaultContext):
+                operator = value.operatorExpression()
+                if isinstance(operator, P.OperatorExpressionDefaultContext):
+                    primary = operator.primaryExpression()
+                    if isinstance(primary, P.ConstantDefaultContext):
+                        constant = primary.constant()
+        if not isinstance(constant, P.QualifiedIntegerLiteralContext):
+            raise EsqlVerificationError(f"{src.at()}: [{src.text}] is not a time span (e.g. 10 minutes)")
+        count = int(constant.integerValue().getText())
+        unit = constant.UNQUOTED_IDENTIFIER().getText().lower()
+        if unit not in _TIME_UNITS:
+            raise EsqlUnsupportedError(
+                f"{src.at()}: time span unit [{unit}] is not supported by this engine (milliseconds to days)"
+            )
+        if count <= 0:
+            raise EsqlVerificationError(f"{src.at()}: Zero or negative time interval is not supported")
+        return count * _TIME_UNITS[unit]
+
+    def stats_command(self, ctx: Any) -> tuple[_Src, str, str, _Field | None, tuple[_Field, ...]]:
+        src = self.src(ctx)
+        aggregations = ctx.aggFields().aggField()
+        if len(aggregations) != 1 or ctx.fields() is None:
+            raise self.unsupported(ctx, "STATS other than one named aggregation with BY")
+        agg = aggregations[0]
+        field_ctx = agg.field()
+        function = self._function_of(field_ctx.booleanExpression())
+        if agg.WHERE() is not None or field_ctx.qualifiedName() is None or function is None:
+            raise self.unsupported(agg, "aggregation")
+        name = self.qualified_name(field_ctx.qualifiedName())
+        function_name = self._function_name(function)
+        arguments = [self.boolean(arg) for arg in function.booleanExpression()]
+        argument: _Field | None = None
+        if function_name == "count" and not arguments:
+            pass  # COUNT() (and COUNT(*)): rows
+        elif function_name == "count_distinct" and len(arguments) == 1 and isinstance(arguments[0], _Field):
+            argument = arguments[0]
+        else:
+            raise self.unsupported(agg, f"aggregation {function_name}()")
+        by: list[_Field] = []
+        for group in ctx.fields().field():
+            column = self.boolean(group.booleanExpression())
+            if group.qualifiedName() is not None or not isinstance(column, _Field):
+                raise self.unsupported(group, "STATS grouping other than a column")
+            by.append(column)
+        return src, name, function_name, argument, tuple(by)
 
     def from_command(self, ctx: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
         body = ctx.indexPatternAndMetadataFields()
@@ -517,7 +704,7 @@ class _Builder:
         raise EsqlSyntaxError(f"Number [{text}] is too large", src.line, src.column)
 
 
-def _parse(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[_Expr, ...]]:
+def _parse(text: str) -> _Statement:
     errors = _Errors()
     lexer = EsqlBaseLexer(InputStream(text))
     lexer.removeErrorListeners()
@@ -1473,6 +1660,92 @@ class _Compiler:
         return _Sql(sql, "boolean", f"({sql} IS NULL)")
 
 
+class _ScopeCompiler(_Compiler):
+    """A compiler that sees some extra columns (EVAL results, STATS output) first; with `documents`
+    false, only those exist (after STATS, a document field is an unknown column)."""
+
+    def __init__(
+        self, table: EsqlTable | None, metadata: Sequence[str], local: Mapping[str, _Sql], documents: bool
+    ) -> None:
+        super().__init__(table, metadata)
+        self.local, self.documents = dict(local), documents
+
+    def _field(self, node: _Field) -> _Sql:
+        found = self.local.get(node.name)
+        if found is not None:
+            return found
+        if not self.documents:
+            known = ", ".join(sorted(self.local))
+            raise EsqlUnknownColumnError(
+                f"{node.src.at()}: Unknown column [{node.name}] (after STATS: {known})"
+            )
+        return super()._field(node)
+
+
+@dataclass(frozen=True)
+class _AggregateSql:
+    sql: str  # the rows behind the surviving groups
+    mv_check: str | None  # counts filtered rows whose group/count_distinct column is multi-valued
+    mv_columns: tuple[str, ...]
+
+
+def _aggregate_sql(
+    table: EsqlTable | None, metadata: Sequence[str], conditions: Sequence[_Expr], aggregation: _Aggregation
+) -> _AggregateSql:
+    """One DuckDB query: filter, EVAL, group, aggregate, filter the groups, return the rows in them."""
+    base = _Compiler(table, metadata)
+    where = base.where(conditions).split(" WHERE ", 1)[1]
+    local: dict[str, _Sql] = {}
+    for assign in aggregation.evals:
+        scope = _ScopeCompiler(table, metadata, local, documents=True)
+        if assign.function == "case":
+            parts: list[str] = []
+            pairs = assign.args[: len(assign.args) - len(assign.args) % 2]
+            for condition, value in zip(pairs[0::2], pairs[1::2], strict=True):
+                compiled = scope.expr(condition)
+                scope.need(condition, compiled, frozenset({"boolean"}), "condition", assign.src)
+                parts.append(f"WHEN {compiled.sql} THEN {scope.expr(value).sql}")
+            otherwise = f" ELSE {scope.expr(assign.args[-1]).sql}" if len(assign.args) % 2 else ""
+            sql = f"(CASE {' '.join(parts)}{otherwise} END)"
+            local[assign.name] = _Sql(sql, "keyword", f"({sql} IS NULL)")
+        else:
+            moment = scope.expr(assign.args[0])
+            scope.need(assign.args[0], moment, frozenset({"datetime", "date_nanos"}), "second", assign.src)
+            ms = assign.interval_ms
+            sql = f"(CAST(floor(epoch_ms({moment.sql}) / {ms}.0) AS BIGINT) * {ms})"
+            local[assign.name] = _Sql(sql, "datetime", f"({sql} IS NULL)")
+    scope = _ScopeCompiler(table, metadata, local, documents=True)
+    keys = [scope.expr(column) for column in aggregation.by]
+    documents = [c.name for c in aggregation.by if c.name not in local]
+    argument = scope.expr(aggregation.argument) if aggregation.argument is not None else None
+    if aggregation.argument is not None and aggregation.argument.name not in local:
+        documents.append(aggregation.argument.name)
+    columns = [f"{_quote(_ROW_COLUMN)} AS r"] + [f"{key.sql} AS g{i}" for i, key in enumerate(keys)]
+    if argument is not None:
+        columns.append(f"{argument.sql} AS v")
+    groups = ", ".join(f"g{i}" for i in range(len(keys)))
+    measure = "count(*)" if argument is None else "count(DISTINCT v)"
+    output = {aggregation.name: _Sql(_quote("agg"), "long", f"({_quote('agg')} IS NULL)")}
+    for i, (column, key) in enumerate(zip(aggregation.by, keys, strict=True)):
+        output.setdefault(column.name, _Sql(f"g{i}", key.type, f"(g{i} IS NULL)"))
+    having = _ScopeCompiler(table, metadata, output, documents=False).where(aggregation.having)
+    having_sql = having.split(" WHERE ", 1)[1]
+    join = " AND ".join(f"b.g{i} IS NOT DISTINCT FROM k.g{i}" for i in range(len(keys))) or "TRUE"
+    sql = (
+        f"WITH base AS (SELECT {', '.join(columns)} FROM {_TABLE} WHERE {where}), "
+        f"grouped AS (SELECT {groups}, {measure} AS {_quote('agg')} FROM base GROUP BY {groups}), "
+        f"kept AS (SELECT * FROM grouped WHERE {having_sql}) "
+        f"SELECT DISTINCT b.r FROM base b JOIN kept k ON {join}"
+    )
+    check = None
+    if table is not None and documents:
+        resolved = [table.resolve(name, aggregation.src).name for name in documents]
+        tests = " OR ".join(f"list_contains({_quote(_MV_COLUMN)}, {_sql_string(n)})" for n in resolved)
+        check = f"SELECT count(*) FROM {_TABLE} WHERE ({where}) AND ({tests})"
+        return _AggregateSql(sql, check, tuple(resolved))
+    return _AggregateSql(sql, check, ())
+
+
 # ----------------------------------------------------------------------------
 # The query
 # ----------------------------------------------------------------------------
@@ -1521,6 +1794,7 @@ class EsqlQuery:
     _compiled: weakref.WeakKeyDictionary[EsqlTable, str] = field(
         default_factory=weakref.WeakKeyDictionary, repr=False, compare=False
     )
+    _aggregation: _Aggregation | None = field(default=None, repr=False)
 
     @property
     def index_pattern(self) -> str:
@@ -1528,14 +1802,20 @@ class EsqlQuery:
 
     @classmethod
     def parse(cls, text: str) -> EsqlQuery:
-        patterns, metadata, conditions = _parse(text)
-        sql = _Compiler(None, metadata).where(conditions)
-        return cls(text, patterns, metadata, sql, conditions)
+        patterns, metadata, conditions, aggregation = _parse(text)
+        if aggregation is None:
+            sql = _Compiler(None, metadata).where(conditions)
+        else:
+            sql = _aggregate_sql(None, metadata, conditions, aggregation).sql
+        return cls(text, patterns, metadata, sql, conditions, _aggregation=aggregation)
 
     def compile(self, table: EsqlTable) -> str:
         sql = self._compiled.get(table)
         if sql is None:
-            sql = _Compiler(table, self.metadata).where(self._conditions)
+            if self._aggregation is None:
+                sql = _Compiler(table, self.metadata).where(self._conditions)
+            else:
+                sql = _aggregate_sql(table, self.metadata, self._conditions, self._aggregation).sql
             self._compiled[table] = sql
         return sql
 
@@ -1546,6 +1826,8 @@ class EsqlQuery:
                 f"FROM [{self.index_pattern}] does not select the index [{table.index}] the documents live in"
             )
         sql = self.compile(table)
+        if self._aggregation is not None:
+            self._refuse_multivalued_groups(table)
         with table.lock:
             try:
                 rows = table.connection.execute(sql).fetchall()
@@ -1554,6 +1836,20 @@ class EsqlQuery:
                     f"DuckDB failed on the translation of {self.text!r}: {exc}\n{sql}"
                 ) from exc
         return {int(row[0]) for row in rows}
+
+    def _refuse_multivalued_groups(self, table: EsqlTable) -> None:
+        assert self._aggregation is not None
+        plan = _aggregate_sql(table, self.metadata, self._conditions, self._aggregation)
+        if plan.mv_check is None:
+            return
+        with table.lock:
+            found = table.connection.execute(plan.mv_check).fetchone()
+        if found and found[0]:
+            raise EsqlUnsupportedError(
+                f"STATS groups or counts by a multi-valued field ({', '.join(plan.mv_columns)}) in "
+                f"{found[0]} row(s); Elasticsearch puts such a row in every group, which this engine does "
+                "not evaluate"
+            )
 
     def matching(
         self,

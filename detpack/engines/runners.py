@@ -43,8 +43,14 @@ def run_spl(query: str, events: Sequence[Any], ds: DataSource, types: Mapping[st
 
 def run_eql(query: str, events: Sequence[Any], ds: DataSource, types: Mapping[str, str]) -> set[int]:
     from detpack.engines.eql_engine import EqlQuery
+    from detpack.ingest.fields import field_known
 
-    return EqlQuery.parse(query).matching(events)
+    parsed = EqlQuery.parse(query)
+    # Elasticsearch verifies EQL fields against the mapping ("Unknown column"); so does the pack.
+    unknown = sorted(f for f in parsed.fields() if not field_known(types, f))
+    if unknown:
+        raise ValueError(f"unknown field(s) for the {ds.elastic_data_stream} mapping: {', '.join(unknown)}")
+    return parsed.matching(events)
 
 
 @cache

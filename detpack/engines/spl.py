@@ -42,6 +42,33 @@ Semantics (each pinned by a test in tests/test_engine_spl.py that cites the Splu
 * `where` supports `=`/`!=`/`NOT` on fields and strings: case-sensitive, numeric when both sides are
   numbers, null (a missing field) filters the event out even under NOT.
 
+Transforming searches (`SplStatsQuery`, for the correlation rules the backend converts with its `stats`
+method; `SplQuery` keeps refusing them):
+
+* `| multisearch [ search ... | eval event_type="x" ] [ search ... ]` as the first command (temporal
+  correlations): every subsearch runs over every event; an event both subsearches keep is two results.
+  Splunk: "The multisearch command is a generating command that runs multiple streaming searches at the
+  same time. This command requires at least two subsearches and allows only streaming operations in each
+  subsearch" and must be the first command of the search
+  (https://docs.splunk.com/Documentation/Splunk/9.3.0/SearchReference/Multisearch).
+* `| bin _time span=<n><s|m|h|d>`: `_time` (epoch seconds) becomes the start of its span. Bins of
+  seconds, minutes and hours are aligned to epoch 0 ("aligntime: Align the bin times to something other
+  than base UTC time (epoch 0)"); a span of a day or more "is aligned to midnight in the timezone of the
+  user", taken as UTC here, and only `1d` is accepted
+  (https://docs.splunk.com/Documentation/SplunkCloud/9.2.2403/SearchReference/Bin).
+* `| stats count as N by f1 f2 ...` and `| stats dc(f) as N by ...`: "If a BY clause is used, one row is
+  returned for each distinct value specified in the BY clause"
+  (https://help.splunk.com/splunk-enterprise/spl-search-reference/9.3/search-commands/stats): a result
+  without a value for a BY field belongs to no row; a multivalue BY field puts the result in one row per
+  value (the command's `dedup_splitvals` argument deals with "multivalued BY clause fields"); values are
+  grouped as text, case-sensitively. `count` is the number of results in the row, `dc(f)` "the count of
+  distinct values" of `f` over them (every value of a multivalue field; case-sensitive)
+  (https://docs.splunk.com/Documentation/Splunk/9.3.0/SearchReference/Aggregatefunctions). The row has
+  the BY fields and N; `search` and `where` then filter rows (`search event_count >= 3` compares
+  numerically).
+* `matching(events)` returns the events behind the rows that survive: the correlation's verdict
+  (docs/formats.md, "Correlation rules").
+
 Values in an event: `str` as is, `bool` as `true`/`false` (Splunk's JSON extraction), `int`/`float` as
 Python writes them, `None` (and a list with no non-None element) as "no value"; `""` is a value.
 
@@ -54,11 +81,13 @@ macros with arguments, eval functions other than the three above, PCRE syntax Py
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import NoReturn, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import (
@@ -76,6 +105,7 @@ __all__ = [
     "SplEvaluationError",
     "SplEvent",
     "SplQuery",
+    "SplStatsQuery",
     "SplSyntaxError",
     "SplUnsupportedError",
     "SplValue",
@@ -202,6 +232,13 @@ _DESCRIPTIONS: dict[str, str] = {
     "QUOTED": 'a "quoted string"',
     "MACRO": "a `macro`",
     "TEXT": "search text",
+    "BIN": "'bin'",
+    "STATS": "'stats'",
+    "MULTISEARCH": "'multisearch'",
+    "AS": "'as'",
+    "BY": "'by'",
+    "_LBRACKET": "'['",
+    "_RBRACKET": "']'",
 }
 
 
@@ -850,6 +887,26 @@ class _Builder(Transformer[Token, "list[_Command]"]):
 # --------------------------------------------------------------------------------------------------
 
 
+def _parse_with(
+    parser: Lark, builder: Transformer[Any, Any], text: str, macros: Mapping[str, str]
+) -> tuple[str, Any]:
+    """Expand the macros, parse, and build; syntax errors say whether they are in the expanded text."""
+    expanded = _expand_macros(text, macros)
+    where = "after macro expansion, " if expanded != text else ""
+    try:
+        tree = parser.parse(expanded)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, expanded, where) from None
+    try:
+        return expanded, builder.transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, SplSyntaxError):
+            raise type(exc.orig_exc)(f"{where}{exc.orig_exc}") from None
+        raise
+    except SplSyntaxError as exc:
+        raise type(exc)(f"{where}{exc}") from None
+
+
 @dataclass(frozen=True)
 class SplQuery:
     """One parsed SPL search: `SplQuery.parse(text, macros).matches(event)`."""
@@ -860,23 +917,215 @@ class SplQuery:
 
     @classmethod
     def parse(cls, text: str, macros: Mapping[str, str]) -> SplQuery:
-        expanded = _expand_macros(text, macros)
-        where = "after macro expansion, " if expanded != text else ""
-        try:
-            tree = _spl_parser().parse(expanded)
-        except UnexpectedInput as exc:
-            raise _syntax_error(exc, expanded, where) from None
-        try:
-            commands = _Builder().transform(tree)
-        except VisitError as exc:
-            if isinstance(exc.orig_exc, SplSyntaxError):
-                raise type(exc.orig_exc)(f"{where}{exc.orig_exc}") from None
-            raise
-        except SplSyntaxError as exc:
-            raise type(exc)(f"{where}{exc}") from None
+        expanded, commands = _parse_with(_spl_parser(), _Builder(), text, macros)
         return cls(text, expanded, tuple(commands))
 
     def matches(self, event: SplEvent) -> bool:
         """Whether the event survives every command of the search."""
         row = _row(event)
         return all(command.run(row) for command in self.commands)
+
+
+# --------------------------------------------------------------------------------------------------
+# Transforming searches: multisearch, bin, stats (correlation rules)
+# --------------------------------------------------------------------------------------------------
+
+# The streaming grammar plus the three commands pySigma's Splunk backend writes for correlation rules.
+# `[` and `]` delimit subsearches in SPL, so they are no longer part of a bare word.
+_STATS_GRAMMAR = (
+    _SPL_GRAMMAR
+    + r"""
+%extend command: bin_cmd | stats_cmd | multisearch_cmd
+bin_cmd: BIN bin_item+
+bin_item: WORD EQ WORD  -> bin_option
+        | field         -> bin_field
+stats_cmd: STATS stats_agg BY by_field+
+stats_agg: WORD [_LPAR field _RPAR] AS WORD
+by_field: WORD | STRING
+multisearch_cmd: MULTISEARCH subsearch subsearch+
+subsearch: _LBRACKET SEARCH search_expr pipe* _RBRACKET
+BIN: "bin"
+STATS: "stats"
+MULTISEARCH: "multisearch"
+AS: "as"i
+BY: "by"i
+_LBRACKET: "["
+_RBRACKET: "]"
+%override WORD: /(?:[^\s()"|=!<>,\[\]]|!(?!=))+/
+"""
+)
+
+
+@cache
+def _stats_parser() -> Lark:
+    return Lark(_STATS_GRAMMAR, start="pipeline", parser="lalr", lexer="contextual", maybe_placeholders=True)
+
+
+_SPAN_UNITS: dict[str, int] = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+}
+_STREAMING = (_Search, _Rex, _Regex, _Eval, _Where, _Table)
+Result: TypeAlias = tuple[frozenset[int], Row]  # the events behind a result, and its fields
+
+
+def _format_number(value: float) -> str:
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+@dataclass(frozen=True)
+class _Bin(_Command):
+    """`bin _time span=N<unit>`: `_time` becomes the start of its span (epoch-aligned, see the module doc)."""
+
+    span: int
+
+    def run(self, row: Row) -> bool:
+        values = row.get("_time")
+        seconds = _number(values[0]) if values else None
+        if seconds is None:
+            row.pop("_time", None)
+        else:
+            row["_time"] = [_format_number(math.floor(seconds / self.span) * self.span)]
+        return True
+
+
+@dataclass(frozen=True)
+class _Stats:
+    """`stats count|dc(f) as name by f1 f2 ...`: one result per distinct combination of BY values."""
+
+    function: str  # count | dc
+    argument: str | None
+    name: str
+    by: tuple[str, ...]
+
+    def aggregate(self, results: Sequence[Result]) -> list[Result]:
+        groups: dict[tuple[str, ...], list[Result]] = {}
+        for result in results:
+            keys = [result[1].get(name) for name in self.by]
+            if any(not values for values in keys):
+                continue  # no value for a BY field: in no row
+            for combination in itertools.product(*(dict.fromkeys(v) for v in keys if v)):
+                groups.setdefault(tuple(combination), []).append(result)
+        out: list[Result] = []
+        for key, members in groups.items():
+            if self.function == "count":
+                value = len(members)
+            else:
+                assert self.argument is not None
+                value = len({v for _, row in members for v in row.get(self.argument, ())})
+            row: Row = {name: [text] for name, text in zip(self.by, key, strict=True)}
+            row[self.name] = [str(value)]
+            out.append((frozenset().union(*(sources for sources, _ in members)), row))
+        return out
+
+
+@dataclass(frozen=True)
+class _Multisearch:
+    searches: tuple[tuple[_Command, ...], ...]
+
+
+@v_args(inline=True)
+class _StatsBuilder(_Builder):
+    def bin_option(self, name: Token, _eq: Token, value: Token) -> tuple[str, str]:
+        return str(name), str(value)
+
+    def bin_field(self, name: str) -> str:
+        return name
+
+    def bin_cmd(self, keyword: Token, *items: tuple[str, str] | str) -> _Bin:
+        fields = [item for item in items if isinstance(item, str)]
+        options = dict(item for item in items if isinstance(item, tuple))
+        if fields != ["_time"]:
+            _at(keyword, f"bin on {', '.join(fields) or 'no field'}: only `bin _time` is implemented", True)
+        if set(options) != {"span"}:
+            _at(keyword, f"bin options {sorted(options)}: only span= is implemented", True)
+        match = re.fullmatch(r"(\d+)([a-z]+)", options["span"])
+        if match is None or match[2] not in _SPAN_UNITS or int(match[1]) <= 0:
+            _at(keyword, f"bin span={options['span']}: expected a positive number and s, m, h or d", True)
+        span = int(match[1]) * _SPAN_UNITS[match[2]]
+        if span > 86400 or (span >= 86400 and span % 86400):
+            _at(keyword, f"bin span={options['span']}: spans over one day are not implemented", True)
+        return _Bin(span)
+
+    def stats_agg(
+        self, function: Token, argument: str | None, _as: Token, name: Token
+    ) -> tuple[str, str | None, str]:
+        if (str(function), argument is None) not in (("count", True), ("dc", False)):
+            shown = f"{function}({argument})" if argument is not None else str(function)
+            _at(function, f"stats function {shown}: only count and dc(<field>) are implemented", True)
+        return str(function), argument, str(name)
+
+    def by_field(self, token: Token) -> str:
+        return _token_text(token)
+
+    def stats_cmd(
+        self, _kw: Token, aggregation: tuple[str, str | None, str], _by: Token, *fields: str
+    ) -> _Stats:
+        return _Stats(aggregation[0], aggregation[1], aggregation[2], tuple(fields))
+
+    def subsearch(self, keyword: Token, expr: _Expr, *commands: _Command) -> tuple[_Command, ...]:
+        for command in commands:
+            if not isinstance(command, _STREAMING):
+                _at(keyword, "multisearch allows only streaming commands in its subsearches")
+        return (_Search(expr), *commands)
+
+    def multisearch_cmd(self, _kw: Token, *searches: tuple[_Command, ...]) -> _Multisearch:
+        return _Multisearch(searches)
+
+    def pipeline(self, first: _Expr | None, *commands: Any) -> list[Any]:
+        source: _Multisearch | _Search
+        if first is None and commands and isinstance(commands[0], _Multisearch):
+            source, rest = commands[0], commands[1:]
+        elif first is None:
+            return super().pipeline(first, *commands)  # raises: nothing retrieves events
+        else:
+            source, rest = _Search(first), commands
+        if any(isinstance(command, _Multisearch) for command in rest):
+            raise SplSyntaxError("multisearch must be the first command of a search")
+        return [source, *rest]
+
+
+@dataclass(frozen=True)
+class SplStatsQuery:
+    """A search that may transform results (multisearch, bin, stats): `SplStatsQuery.parse(text, macros)
+    .matching(events)` gives the indexes of the events behind the results it returns."""
+
+    text: str
+    expanded: str
+    source: _Multisearch | _Search = field(repr=False)
+    commands: Sequence[_Command | _Stats] = field(repr=False)
+
+    @classmethod
+    def parse(cls, text: str, macros: Mapping[str, str]) -> SplStatsQuery:
+        expanded, parts = _parse_with(_stats_parser(), _StatsBuilder(), text, macros)
+        where = "after macro expansion, " if expanded != text else ""
+        source, *commands = parts
+        if not isinstance(source, _Multisearch | _Search):  # pragma: no cover - the builder ensures it
+            raise SplSyntaxError(f"{where}the search retrieves no events")
+        transformed = False
+        for command in commands:
+            if isinstance(command, _Stats):
+                if transformed:
+                    raise SplUnsupportedError(f"{where}only one stats command is implemented")
+                transformed = True
+            elif transformed and not isinstance(command, _Search | _Where):
+                raise SplUnsupportedError(f"{where}only search and where are implemented after stats")
+        return cls(text, expanded, source, tuple(commands))
+
+    def matching(self, events: Sequence[SplEvent]) -> set[int]:
+        """Indexes of the events behind the results that survive every command."""
+        searches = self.source.searches if isinstance(self.source, _Multisearch) else ((self.source,),)
+        results: list[Result] = []
+        for commands in searches:
+            for index, event in enumerate(events):
+                row = _row(event)
+                if all(command.run(row) for command in commands):
+                    results.append((frozenset({index}), row))
+        for command in self.commands:
+            if isinstance(command, _Stats):
+                results = command.aggregate(results)
+            else:
+                results = [result for result in results if command.run(result[1])]
+        return set().union(*(sources for sources, _ in results))

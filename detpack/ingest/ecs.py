@@ -90,6 +90,9 @@ linux_process_creation -- Elastic `sysmon_linux` integration, data stream `sysmo
   `event.module`/`event.dataset` are `constant_keyword`s with values (`sysmon_linux`,
   `sysmon_linux.log`) in the data stream's base-fields.yml. The pipeline's file, network, DNS and registry
   branches (other event IDs) are not modelled: the data source is Event ID 1 only.
+  linux_sysmon_service (Event IDs 4 and 16, the same stream) uses the same model: those events take no
+  event-specific branch of the pipeline (their `State`, `Version`, `SchemaVersion`, `Configuration` and
+  `ConfigurationFileHash` stay under `winlog.event_data`; `UtcTime` is removed; category/type per event ID).
 
 docker_events -- Elastic `docker` integration, data stream `docker.event` (metrics), collected by the
 Metricbeat `docker/event` metricset (elastic/beats `metricbeat/module/docker/event/event.go`); the data
@@ -859,8 +862,16 @@ def ecs_document(datasource: str, native: Any, *, original: str | None = None) -
         raise TypeError(f"{datasource}: expected the parsed event as a mapping, got {type(native).__name__}")
     if datasource == "kubernetes_audit":
         return kubernetes_audit_document(native, original)
-    if datasource == "linux_process_creation":
+    if datasource in ("linux_process_creation", "linux_sysmon_service"):  # same Sysmon stream and pipeline
         return sysmon_document(native, original)
+    if datasource == "linux_auditd":  # auditd_manager: detpack.ingest.auditd E1-E4
+        from detpack.ingest.auditd import auditd_ecs_document
+
+        return auditd_ecs_document(native)
     if datasource == "docker_events":
         return docker_event_document(native)
+    if datasource in ("falco_alerts", "zeek_conn", "zeek_dns"):
+        from detpack.ingest.ecs_network import network_document  # imports this module's helpers
+
+        return network_document(datasource, native, original)
     raise ValueError(f"no Elastic ingest model for data source {datasource!r}")

@@ -14,6 +14,7 @@ is ``flattened``, so ``docker.event.actor.attributes.image`` is one too).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -91,7 +92,16 @@ def field_type(types: Mapping[str, str], name: str) -> str | None:
             parent_type = types.get(candidate)
             if parent_type is not None and is_open_type(parent_type):
                 return parent_type
+    # Names with a wildcard inside (`auditd.data.a*`) become dynamic templates whose path_match `*`
+    # matches any characters, dots included (Elasticsearch dynamic templates, path_match).
+    for pattern in _wildcard_names(types):
+        if fnmatch.fnmatchcase(name, pattern):
+            return types[pattern]
     return None
+
+
+def _wildcard_names(types: Mapping[str, str]) -> list[str]:
+    return sorted(n for n in types if "*" in n and not (n.endswith(".*") and "*" not in n[:-2]))
 
 
 def field_known(types: Mapping[str, str], name: str) -> bool:

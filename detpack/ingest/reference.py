@@ -8,6 +8,7 @@ on such a field matches when any of its values does.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 Scalar = str | int | float | bool | None
@@ -65,7 +66,43 @@ def sysmon_view(native: dict[str, Any]) -> View:
     return view
 
 
+AKS_AUDIT_CATEGORIES = frozenset({"kube-audit", "kube-audit-admin"})
+
+
+def kubernetes_audit_event(native: dict[str, Any]) -> dict[str, Any]:
+    """The API server's audit event inside a managed-cluster envelope; any other event unchanged.
+
+    AKS exports the control plane's audit log through Azure Monitor diagnostic settings (categories
+    `kube-audit` and `kube-audit-admin`) as resource-log records: `category`, `operationName`,
+    `resourceId`, `time` and `properties` = {`log`: the audit.k8s.io/v1 Event, `pod`, `containerID`,
+    `stream`}. `properties.log` is the event as a JSON string (Event Hub and storage exports) or, in some
+    collectors, already an object. The rules are written for the audit event, so the reference view is the
+    inner event; the envelope's own fields are not rule fields (datasources/kubernetes_audit.yml).
+    A `properties.log` that is not a JSON object holding an audit Event leaves the record as it is, so no
+    kubernetes_audit rule can match it (Elastic's pipeline marks a `log` that is not JSON `pipeline_error`).
+    GKE's Cloud Audit Log form (`protoPayload`) is not unwrapped: see docs/decisions.md.
+    """
+    if native.get("category") not in AKS_AUDIT_CATEGORIES:
+        return native
+    properties = native.get("properties")
+    log = properties.get("log") if isinstance(properties, dict) else None
+    if isinstance(log, str):
+        try:
+            log = json.loads(log)
+        except (json.JSONDecodeError, RecursionError):
+            return native
+    if isinstance(log, dict) and log.get("kind") == "Event":
+        return log
+    return native
+
+
 def reference_view(fixture_format: str, native: Any, wanted: frozenset[str] | None = None) -> View:
     if fixture_format == "sysmon_linux_syslog":
         return sysmon_view(native)
+    if fixture_format == "auditd_log":  # records merged into one view (detpack.ingest.auditd)
+        from detpack.ingest.auditd import auditd_reference_view
+
+        return auditd_reference_view(native)
+    if fixture_format == "json_lines" and isinstance(native, dict):
+        native = kubernetes_audit_event(native)  # only an AKS kube-audit record changes
     return flatten(native, wanted)

@@ -230,8 +230,11 @@ def check_validation_section(doc: AdsDocument, pack: Pack) -> list[Finding]:
         if e.expectation and e.expectation.kind == "attack"
         for rule in e.expectation.fires
     }
+    from detpack.correlation import building_blocks
+
+    blocks = building_blocks(pack)  # proven through their correlation, never fire alone
     for name in doc.meta.get("rules") or []:
-        if str(name) not in proven:
+        if str(name) not in proven and str(name) not in blocks:
             findings.append(
                 Finding(
                     doc.path,
@@ -266,8 +269,13 @@ def validate_ads(pack: Pack) -> list[Finding]:
                 )
             )
         ids.setdefault(ads_id, doc)
+    from detpack.correlation import building_blocks
+
+    blocks = building_blocks(pack)
     for rule in pack.rules:
         docs = owners.get(rule.name, [])
+        if rule.name in blocks:  # a building block belongs to the ADS of its correlation
+            docs = [*docs, *(d for d in owners.get(blocks[rule.name], []) if all(d is not x for x in docs))]
         if not docs:
             findings.append(
                 Finding(

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from detpack.content.fixtures import bind_expectations
 from detpack.content.pack import Pack
 from detpack.findings import Finding
 from detpack.validate.schema import load_validator, schema_findings
 
+# Every rule is proven by at least two attack variants and two benign look-alikes (docs/formats.md).
+MIN_ATTACK_VARIANTS = 2
+MIN_LOOKALIKES = 2
+
 
 def validate_fixtures(pack: Pack) -> list[Finding]:
+    from detpack.correlation import building_blocks
+
     validator = load_validator(pack.root / "schemas" / "fixture-expectations.schema.json")
     names = {r.name: r for r in pack.rules}
+    blocks = building_blocks(pack)  # base rules of correlations that never fire on their own
     findings: list[Finding] = []
-    attacked: set[str] = set()
-    imitated: set[str] = set()
+    attacked: Counter[str] = Counter()  # rule -> attack events that must fire it
+    imitated: Counter[str] = Counter()  # rule -> benign look-alikes of it
     for fixture in pack.fixtures:
         doc = fixture.expect_doc
         if doc is None:
@@ -29,7 +38,18 @@ def validate_fixtures(pack: Pack) -> list[Finding]:
                 continue
             for name in (*expectation.fires, *expectation.lookalike_for):
                 rule = names.get(name)
-                if rule is None:
+                if name in blocks:
+                    findings.append(
+                        Finding(
+                            fixture.expect_path,
+                            expectation.decl_line,
+                            "expect-building-block",
+                            f"{name} is a building block of the correlation {blocks[name]} (generate: false) "
+                            "and never fires on its own",
+                            f"list {blocks[name]} instead, or set generate: true in it",
+                        )
+                    )
+                elif rule is None:
                     findings.append(
                         Finding(
                             fixture.expect_path,
@@ -75,24 +95,28 @@ def validate_fixtures(pack: Pack) -> list[Finding]:
                 attacked.update(expectation.fires)
             imitated.update(expectation.lookalike_for)
     for rule in pack.rules:
-        if rule.name not in attacked:
+        if rule.name in blocks:
+            continue  # proven through its correlation's fixtures
+        if attacked[rule.name] < MIN_ATTACK_VARIANTS:
             findings.append(
                 Finding(
                     rule.path,
                     1,
                     "rule-without-attack-fixture",
-                    "no fixture has an attack event that this rule must fire on",
-                    "record an attack event under tests/fixtures/ and list the rule in its fires",
+                    f"{attacked[rule.name]} fixture events are attacks this rule must fire on; the pack "
+                    f"requires at least {MIN_ATTACK_VARIANTS} variants (other tools, flags or spellings)",
+                    "record attack events under tests/fixtures/ and list the rule in their fires",
                 )
             )
-        if rule.name not in imitated:
+        if imitated[rule.name] < MIN_LOOKALIKES:
             findings.append(
                 Finding(
                     rule.path,
                     1,
                     "rule-without-lookalike",
-                    "no fixture has a benign look-alike for this rule",
-                    "record a realistic benign event and list the rule in its lookalike_for",
+                    f"{imitated[rule.name]} fixture events are benign look-alikes of this rule; the pack "
+                    f"requires at least {MIN_LOOKALIKES}",
+                    "record realistic benign events and list the rule in their lookalike_for",
                 )
             )
     return findings

@@ -19,13 +19,17 @@ from detpack.attack import AttackSnapshot, load_attack, tactic_for_tag, techniqu
 from detpack.content.pack import Pack
 from detpack.content.rules import RuleFile
 from detpack.findings import Finding, Severity
+from detpack.validate.regexes import check_regexes
 from detpack.validate.schema import load_validator, schema_findings
+from detpack.validate.values import check_detection_values
 
 FILE_NAME = re.compile(r"^[a-z0-9_]{10,70}$")
 # pySigma core validators that do not apply: TLP v1/v2 validators contradict each other by design (a pack
 # picks one; it uses none); custom_attributes flags the pack's own `detpack:` key, and the pack's JSON
-# Schema already refuses every other unknown top-level key with its line.
-SKIPPED_VALIDATORS = {"tlpv1_tag", "tlpv2_tag", "custom_attributes"}
+# Schema already refuses every other unknown top-level key with its line. number_as_string: the pack's
+# targets type their fields (ECS keyword, Docker's string-valued Actor.Attributes), and a quoted number is
+# how a rule says "compare as text"; an unquoted number on a keyword field is an ES|QL type error.
+SKIPPED_VALIDATORS = {"tlpv1_tag", "tlpv2_tag", "custom_attributes", "number_as_string"}
 
 
 def detection_keys(rule: RuleFile) -> list[tuple[tuple[str | int, ...], str]]:
@@ -235,12 +239,29 @@ def parse_with_pysigma(rule: RuleFile) -> tuple[SigmaRule | None, list[Finding]]
                 "correct the rule as the message says",
             )
         )
+    if not findings:  # pySigma parses conditions lazily: an unknown identifier surfaced only at conversion
+        try:
+            for condition in sigma_rule.detection.parsed_condition:
+                condition.parse()
+        except SigmaError as exc:
+            findings.append(
+                Finding(
+                    rule.path,
+                    rule.line("detection", "condition"),
+                    "sigma-condition",
+                    f"pySigma cannot parse the condition: {exc}",
+                    "name only search identifiers defined under detection, joined by and/or/not/1 of/all of",
+                )
+            )
     return (None if findings else sigma_rule), findings
 
 
 def _line_for_sigma_error(rule: RuleFile, message: str) -> int:
-    for path, key in detection_keys(rule):
-        if key in message:
+    for path, _key in detection_keys(rule):  # a quoted value of the key ("Regular expression '(' is invalid")
+        if any(isinstance(v, str | int) and f"'{v}'" in message for v in value_at(rule, path)):
+            return rule.line(*path)
+    for path, key in detection_keys(rule):  # the key as a word: 'id' must not match "invalid"
+        if re.search(rf"(?<![\w.|]){re.escape(key)}(?![\w.|])", message):
             return rule.line(*path)
     for key in rule.data:
         if f"'{key}'" in message or f" {key} " in message:
@@ -249,14 +270,8 @@ def _line_for_sigma_error(rule: RuleFile, message: str) -> int:
 
 
 def value_at(rule: RuleFile, path: tuple[str | int, ...]) -> list[Any]:
-    node: Any = rule.data
-    for part in path:
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
-            node = None
+    """The values at a JSON path of the rule: the list there, or the single value (None if absent)."""
+    node = rule.data_at(path)
     return node if isinstance(node, list) else [node]
 
 
@@ -359,6 +374,8 @@ def validate_rules(pack: Pack) -> tuple[list[Finding], dict[str, SigmaRule]]:
     findings: list[Finding] = []
     parsed: dict[str, SigmaRule] = {}
     for rule in pack.rules:
+        if rule.is_correlation:
+            continue  # validated by detpack.correlation, below
         own = check_modifiers(rule)
         modifier_lines = {f.line for f in own}
         own += [
@@ -369,6 +386,8 @@ def validate_rules(pack: Pack) -> tuple[list[Finding], dict[str, SigmaRule]]:
         own += check_location(rule, pack)
         own += check_fields(rule, pack)
         own += check_attack_tags(rule, attack)
+        own += check_regexes(rule)
+        own += check_detection_values(rule)
         if not own:
             sigma_rule, parse_findings = parse_with_pysigma(rule)
             own += parse_findings
@@ -378,6 +397,10 @@ def validate_rules(pack: Pack) -> tuple[list[Finding], dict[str, SigmaRule]]:
     findings += check_uniqueness(pack.rules)
     by_name = {r.name: r for r in pack.rules}
     findings += run_pysigma_validators(parsed, by_name)
+    from detpack.correlation import check_rule_name, validate_correlations  # imports this module
+
+    findings += [f for rule in pack.rules if not rule.is_correlation for f in check_rule_name(rule)]
+    findings += validate_correlations(pack)
     return findings, parsed
 
 
