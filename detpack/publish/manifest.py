@@ -28,7 +28,9 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_manifest(pack: Pack, out: Path) -> Path:
+def write_manifest(pack: Pack, out: Path, details: dict[str, Any] | None = None) -> Path:
+    """Write dist/manifest.json; `details` (artifact paths, rule versions, what each target skipped and
+    why) is merged in at the top level."""
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
     manifest: dict[str, Any] = {
         "detpack": __version__,
@@ -46,6 +48,7 @@ def write_manifest(pack: Pack, out: Path) -> Path:
             for rule in sorted(pack.rules, key=lambda r: r.name)
         ],
         "files": {p.relative_to(out).as_posix(): sha256(p) for p in files},
+        **(details or {}),
     }
     path = out / "manifest.json"
     path.write_text(

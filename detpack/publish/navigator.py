@@ -1,0 +1,214 @@
+"""The pack's ATT&CK coverage: a Navigator layer (layer format 4.5) and an SVG heat map of it.
+
+Score of a technique = the number of rules tagged with it; the comment names them. The SVG shows the
+Enterprise tactics as columns (ATT&CK's matrix order) and, under each, the techniques of the Containers
+platform plus every technique the pack covers, coloured by score. It is rendered from a Jinja2 template
+(``templates/coverage.svg.j2``) with autoescaping, in a fixed order: the same pack gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from detpack.attack import ATTACK_VERSION, Technique, load_attack
+from detpack.publish.context import PublishedRule, technique_url
+from detpack.publish.templates import environment
+
+LAYER_VERSION = "4.5"
+NAVIGATOR_VERSION = "5.2.0"
+# The Enterprise matrix's tactic order (ATT&CK's x-mitre-matrix tactic_refs; the trimmed snapshot omits
+# the matrix object, so the order is written here and checked against the snapshot's tactics in tests).
+TACTIC_ORDER = (
+    "reconnaissance",
+    "resource-development",
+    "initial-access",
+    "execution",
+    "persistence",
+    "privilege-escalation",
+    "defense-evasion",
+    "credential-access",
+    "discovery",
+    "lateral-movement",
+    "collection",
+    "command-and-control",
+    "exfiltration",
+    "impact",
+)
+PLATFORM = "Containers"
+LOW, HIGH, NONE = "#c6dbef", "#08519c", "#f2f2f2"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    technique: Technique
+    tactic: str
+    rules: tuple[PublishedRule, ...]
+
+    @property
+    def score(self) -> int:
+        return len(self.rules)
+
+
+def coverage(rules: list[PublishedRule]) -> list[Coverage]:
+    """(technique, tactic) pairs the rules tag, each with its rules, in matrix order then technique id."""
+    pairs: dict[tuple[str, str], list[PublishedRule]] = {}
+    for rule in rules:
+        for tactic, techniques in rule.tactic_techniques():
+            for technique in techniques:
+                pairs.setdefault((technique.id, tactic.shortname), []).append(rule)
+    attack = load_attack()
+    result = [
+        Coverage(attack.techniques[tid], tactic, tuple(sorted(found, key=lambda r: r.name)))
+        for (tid, tactic), found in pairs.items()
+    ]
+    return sorted(result, key=lambda c: (TACTIC_ORDER.index(c.tactic), c.technique.id))
+
+
+def layer(rules: list[PublishedRule]) -> dict[str, Any]:
+    covered = coverage(rules)
+    top = max((c.score for c in covered), default=1)
+    techniques: list[dict[str, Any]] = []
+    parents_with_subs = {p for c in covered if (p := c.technique.parent_id)}
+    for item in covered:
+        entry: dict[str, Any] = {
+            "techniqueID": item.technique.id,
+            "tactic": item.tactic,
+            "score": item.score,
+            "comment": "; ".join(f"{r.title} ({r.name})" for r in item.rules),
+            "enabled": True,
+            "metadata": [{"name": "rule", "value": r.name} for r in item.rules],
+            "links": [{"label": f"ATT&CK {item.technique.id}", "url": technique_url(item.technique.id)}],
+        }
+        if item.technique.id in parents_with_subs:
+            entry["showSubtechniques"] = True
+        techniques.append(entry)
+    for parent in sorted(parents_with_subs - {c.technique.id for c in covered}):
+        # Show the covered sub-techniques expanded under their (uncovered) parent.
+        for item in covered:
+            if item.technique.parent_id == parent:
+                techniques.append({"techniqueID": parent, "tactic": item.tactic, "showSubtechniques": True})
+                break
+    return {
+        "name": "detpack coverage",
+        "versions": {
+            "attack": ATTACK_VERSION.split(".")[0],
+            "navigator": NAVIGATOR_VERSION,
+            "layer": LAYER_VERSION,
+        },
+        "domain": "enterprise-attack",
+        "description": (
+            f"ATT&CK v{ATTACK_VERSION} techniques covered by the detpack rules; score = number of rules, "
+            "the comment names them."
+        ),
+        "filters": {"platforms": ["Containers", "Linux"]},
+        "sorting": 3,
+        "layout": {
+            "layout": "side",
+            "aggregateFunction": "max",
+            "showID": True,
+            "showName": True,
+            "showAggregateScores": True,
+            "countUnscored": False,
+            "expandedSubtechniques": "annotated",
+        },
+        "hideDisabled": False,
+        "techniques": techniques,
+        "gradient": {"colors": [LOW, HIGH], "minValue": 0, "maxValue": max(top, 1)},
+        "legendItems": [
+            {"label": "covered by 1 rule", "color": LOW},
+            {"label": f"covered by {max(top, 1)} rules", "color": HIGH},
+        ],
+        "showTacticRowBackground": False,
+        "tacticRowBackground": "#dddddd",
+        "selectTechniquesAcrossTactics": True,
+        "selectSubtechniquesWithParent": False,
+        "selectVisibleTechniques": False,
+        "metadata": [{"name": "generated by", "value": "detpack build"}],
+        "links": [],
+    }
+
+
+def layer_json(rules: list[PublishedRule]) -> bytes:
+    return (json.dumps(layer(rules), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _mix(score: int, top: int) -> str:
+    if score <= 0:
+        return NONE
+    ratio = 0.0 if top <= 1 else (score - 1) / (top - 1)
+    low = [int(LOW[i : i + 2], 16) for i in (1, 3, 5)]
+    high = [int(HIGH[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(a + (b - a) * ratio):02x}" for a, b in zip(low, high, strict=True))
+
+
+CELL_W, CELL_H, GAP, HEAD_H, MARGIN = 150, 44, 6, 56, 16
+
+
+def heatmap_svg(rules: list[PublishedRule]) -> bytes:
+    attack = load_attack()
+    covered = coverage(rules)
+    scores = {(c.technique.id, c.tactic): c for c in covered}
+    top = max((c.score for c in covered), default=1)
+    columns: list[dict[str, Any]] = []
+    column_cells: list[list[dict[str, Any]]] = []
+    for index, shortname in enumerate(TACTIC_ORDER):
+        tactic = attack.tactics[shortname]
+        ids = {
+            t.id
+            for t in attack.techniques.values()
+            if t.current and PLATFORM in t.platforms and not t.is_subtechnique and shortname in t.tactics
+        }
+        ids |= {tid for tid, tac in scores if tac == shortname}
+        cells: list[dict[str, Any]] = []
+
+        def order(tid: str, tactic: str = shortname) -> tuple[int, str]:
+            found = scores.get((tid, tactic))
+            return (-(found.score if found else 0), tid)
+
+        for row, tid in enumerate(sorted(ids, key=order)):
+            item = scores.get((tid, shortname))
+            score = item.score if item else 0
+            technique = attack.techniques[tid]
+            cells.append(
+                {
+                    "x": MARGIN + index * (CELL_W + GAP),
+                    "y": MARGIN + HEAD_H + row * (CELL_H + GAP),
+                    "id": tid,
+                    "name": technique.name if len(technique.name) <= 22 else technique.name[:21] + "\u2026",
+                    "full_name": technique.name,
+                    "score": score,
+                    "fill": _mix(score, top),
+                    "text": "#ffffff" if score and score == top and top > 1 else "#1a1a1a",
+                    "rules": ", ".join(r.name for r in item.rules) if item else "",
+                }
+            )
+        column_cells.append(cells)
+        columns.append(
+            {"x": MARGIN + index * (CELL_W + GAP), "name": tactic.name, "id": tactic.id, "cells": cells}
+        )
+    rows = max((len(cells) for cells in column_cells), default=0)
+    width = 2 * MARGIN + len(columns) * (CELL_W + GAP) - GAP
+    height = 2 * MARGIN + HEAD_H + rows * (CELL_H + GAP) + 70
+    legend = [{"label": f"{n} rule{'s' if n != 1 else ''}", "fill": _mix(n, top)} for n in range(1, top + 1)]
+    svg = (
+        environment()
+        .get_template("coverage.svg.j2")
+        .render(
+            width=width,
+            height=height,
+            cell_w=CELL_W,
+            cell_h=CELL_H,
+            head_h=HEAD_H,
+            margin=MARGIN,
+            columns=columns,
+            legend=legend,
+            legend_y=height - 50,
+            none_fill=NONE,
+            attack_version=ATTACK_VERSION,
+            platform=PLATFORM,
+            rule_count=len(rules),
+        )
+    )
+    return (svg.rstrip("\n") + "\n").encode("utf-8")
