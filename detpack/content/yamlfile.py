@@ -7,7 +7,10 @@ keys are errors (PyYAML would silently keep the last one), and size and depth ar
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,28 @@ def parse_yaml(text: str, path: str, line_offset: int = 0) -> YamlDocument:
         raise _fail(path, 0, f"file is larger than {MAX_FILE_BYTES} bytes", "split or trim the file")
     if "\x00" in text:
         raise _fail(path, 0, "file contains a NUL character", "remove the NUL byte; content must be text")
+    with _gc_paused():
+        return _parse_checked(text, path, line_offset)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The parser, composer and constructor allocate thousands of objects per document that all live until
+    the document is built, and the cyclic garbage collector scans them again and again while they grow
+    (a third of the time of loading 3,000 rules; benchmarks/README.md). They hold no reference cycles, so
+    it has nothing to find there (and would still find anything once resumed): it is paused for one
+    document, which the size and depth limits bound, and resumed as it was."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse_checked(text: str, path: str, line_offset: int) -> YamlDocument:
+    _check_depth(text, path, line_offset)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -79,6 +104,32 @@ def parse_yaml(text: str, path: str, line_offset: int = 0) -> YamlDocument:
     return doc
 
 
+def _check_depth(text: str, path: str, line_offset: int) -> None:
+    """Refuse deep nesting from the parser's event stream, before anything builds a tree.
+
+    libyaml's composer (and PyYAML's) recurses once per nesting level: 100,000 nested `[` (200 KB) overflow
+    the C stack and kill the process, so depth must be bounded before composing. The event parser keeps
+    its own stack and stops here at the first collection past the limit. Syntax errors are left to the
+    composer, which reports them the same way it always does."""
+    loader = _Loader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH + 1:  # the root collection is level 1; _construct counts from 0
+                    line = (event.start_mark.line if event.start_mark else 0) + 1 + line_offset
+                    fix = f"keep nesting under {MAX_DEPTH} levels"
+                    raise _fail(path, line, "YAML is nested too deeply", fix)
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return
+    finally:
+        loader.dispose()
+
+
 def load_yaml(file: Path, shown_path: str) -> YamlDocument:
     try:
         size = file.stat().st_size
@@ -97,6 +148,22 @@ _scalar_constructor = yaml.SafeLoader("")
 _PLAIN_TAGS = {
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")
 }
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _scalar(node: yaml.Node) -> Any:
+    """A scalar's value, as PyYAML's safe constructor makes it. The constructor remembers every node it
+    constructed until a whole document is constructed through it, which never happens here: without the
+    `pop`, every scalar ever loaded stayed in memory with its node. A string is its node's value (what
+    SafeConstructor.construct_yaml_str returns), so most scalars need no constructor at all."""
+    if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+        return node.value
+    try:
+        return _scalar_constructor.construct_object(node, deep=True)
+    finally:
+        _scalar_constructor.constructed_objects.pop(node, None)
 
 
 def _construct(node: yaml.Node, json_path: JsonPath, doc: YamlDocument, offset: int, depth: int) -> Any:
@@ -127,7 +194,7 @@ def _construct(node: yaml.Node, json_path: JsonPath, doc: YamlDocument, offset: 
                     "YAML merge keys (<<) are not allowed",
                     "write the keys out",
                 )
-            key = _scalar_constructor.construct_object(key_node, deep=True)
+            key = _scalar(key_node)
             if not isinstance(key, str | int | bool | float) or key is None:
                 key = str(key)
             key_line = key_node.start_mark.line + 1 + offset
@@ -149,10 +216,17 @@ def _construct(node: yaml.Node, json_path: JsonPath, doc: YamlDocument, offset: 
             items.append(_construct(item_node, (*json_path, index), doc, offset, depth + 1))
         return items
     try:
-        value = _scalar_constructor.construct_object(node, deep=True)
+        value = _scalar(node)
     except yaml.constructor.ConstructorError as exc:
         raise _fail(
             doc.path, line, f"cannot read value: {exc.problem}", "quote the value as a string"
+        ) from None
+    except (ValueError, OverflowError) as exc:  # e.g. an unquoted date that does not exist: 2026-13-45
+        raise _fail(
+            doc.path,
+            line,
+            f"cannot read value {node.value!r}: {exc}",
+            "write a real date, or quote the value",
         ) from None
     if isinstance(value, datetime.date):  # unquoted dates stay text, as JSON and the schemas expect
         return value.isoformat()
