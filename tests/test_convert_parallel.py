@@ -1,0 +1,126 @@
+"""Conversion in worker processes: the same queries and findings, byte for byte and in the same order."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import pytest
+
+from detpack import convert
+from detpack.content.pack import Pack, load_pack
+from detpack.content.rules import RuleFile
+from detpack.content.yamlfile import parse_yaml
+from detpack.convert import (
+    TARGETS,
+    _convert_chunk,
+    _job,
+    conversion_jobs,
+    convert_pack,
+    convert_rule,
+    pipeline_fingerprint,
+    pipeline_for,
+)
+from detpack.correlation import building_blocks
+from detpack.findings import ContentError
+from tests.conftest import REPO_ROOT
+
+# A rule Lucene cannot take (PackLuceneBackend refuses `<` with a wildcard): a finding, from a worker too.
+REFUSED = (
+    "title: refused by lucene\nid: 3e0f5d1c-7a2b-4c9d-8e6f-1a2b3c4d5e6f\n"
+    "logsource: {product: docker, service: events}\n"
+    "detection:\n  sel:\n    Action: '<x*'\n  condition: sel\n"
+)
+
+
+@pytest.fixture(scope="module")
+def pack() -> Pack:
+    """The pack plus one rule that fails to convert, in the middle so order matters."""
+    real = load_pack(REPO_ROOT)
+    path = "rules/docker_events/refused.yml"
+    refused = RuleFile(path, parse_yaml(REFUSED, path))
+    rules = [*real.rules]
+    rules.insert(len(rules) // 2, refused)
+    return Pack(real.root, real.datasources, rules, real.ads, real.fixtures)
+
+
+class _CountingPool(ProcessPoolExecutor):
+    started: list[int] = []  # noqa: RUF012 - shared on purpose: the test reads what the code under test made
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _CountingPool.started.append(kwargs["max_workers"])
+
+
+@pytest.mark.parametrize("method", ["chosen", "spawn"])
+def test_workers_give_the_serial_result(method: str, pack: Pack, monkeypatch: pytest.MonkeyPatch) -> None:
+    serial = convert_pack(pack, jobs=1)
+    queries, findings = serial
+    assert len(queries) > 200
+    assert [(f.path, f.code) for f in findings] == [("rules/docker_events/refused.yml", "convert")]
+    assert "Lucene" in findings[0].message
+
+    monkeypatch.setattr(convert, "PARALLEL_MIN_CONVERSIONS", 0)  # the pack alone is below the threshold
+    monkeypatch.setattr(convert, "ProcessPoolExecutor", _CountingPool)
+    if method == "spawn":  # what runs when fork is unsafe: fresh interpreters, rules sent pickled
+        monkeypatch.setattr(convert, "_start_method", lambda: "spawn")
+    _CountingPool.started.clear()
+    assert convert_pack(pack, jobs=2) == serial
+    assert _CountingPool.started == [2]
+
+
+def test_a_shared_backend_converts_like_a_fresh_one_for_every_rule(pack: Pack) -> None:
+    """pySigma's backends convert rule after rule (its `convert` does); each rule here had its own backend
+    before. Nothing may carry over from one rule to the next: every rule, in pack order, through one backend
+    per target, gives what a backend of its own gives."""
+    blocks = building_blocks(pack)
+    rules = [r for r in pack.rules if not r.is_correlation and r.name not in blocks]
+    targets = [
+        (name, (pack.root / "pipelines" / t.pipeline_family).resolve(), pipeline_fingerprint(pack, t))
+        for name, t in TARGETS.items()
+    ]
+    shared = _convert_chunk([_job(r) for r in rules], targets)
+    for (name, _directory, _fingerprint), results in zip(targets, shared, strict=True):
+        target = TARGETS[name]
+        for rule, result in zip(rules, results, strict=True):
+            query, finding = convert_rule(rule, target, pipeline_for(pack, target))
+            assert result == (query if query is not None else finding), (rule.name, name)
+
+
+def test_detpack_jobs_sets_the_number_of_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DETPACK_JOBS", "3")
+    assert conversion_jobs() == 3
+    monkeypatch.delenv("DETPACK_JOBS")
+    assert conversion_jobs() >= 1
+    for wrong in ("0", "two", "-1"):
+        monkeypatch.setenv("DETPACK_JOBS", wrong)
+        with pytest.raises(ValueError, match="DETPACK_JOBS") as error:
+            conversion_jobs()
+        assert "set it to 1 or more" in str(error.value)
+
+
+def test_fork_only_when_nothing_else_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "jpype", types.SimpleNamespace(isJVMStarted=lambda: False))
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    assert convert._start_method() == "fork"
+    monkeypatch.setattr(threading, "active_count", lambda: 2)  # another thread may hold a lock
+    assert convert._start_method() == "spawn"
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setitem(sys.modules, "jpype", types.SimpleNamespace(isJVMStarted=lambda: True))
+    assert convert._start_method() == "spawn"  # the Lucene engine's JVM has threads of its own
+
+
+def test_a_worker_that_reads_other_pipelines_stops(pack: Pack) -> None:
+    """The files changed between this process loading them and a spawned worker loading them: the
+    worker's queries would not belong to the pipeline the cache keys name."""
+    target = TARGETS["splunk"]
+    directory = (pack.root / "pipelines" / target.pipeline_family).resolve()
+    assert len(pipeline_fingerprint(pack, target)) == 64
+    rule = next(r for r in pack.rules if not r.is_correlation)
+    with pytest.raises(ContentError) as error:
+        _convert_chunk([_job(rule)], [("splunk", directory, "0" * 64)])
+    assert error.value.findings[0].message == "the pipeline files changed during conversion"
+    assert error.value.findings[0].path == "pipelines/splunk"
