@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -213,7 +214,8 @@ def _convert_job(
         if backend is None:
             backend = target.backend(processing_pipeline=pipeline)
         queries = backend.convert_rule(sigma_rule)
-    except SigmaError as exc:
+    except (SigmaError, NotImplementedError) as exc:  # pySigma's backends raise the latter for some
+        # features they lack, e.g. ES|QL for a keyword (field-less) detection
         return Finding(
             job.path,
             job.line,
@@ -304,9 +306,16 @@ def _convert_jobs(jobs: list[_Job], targets: list[_TargetSpec], workers: int) ->
         return _convert_chunk(jobs, targets)
     size = max(1, -(-len(jobs) // (workers * CHUNKS_PER_WORKER)))
     chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-    context = multiprocessing.get_context(_start_method())
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context) as pool:
-        parts = list(pool.map(_convert_chunk, chunks, [targets] * len(chunks)))
+    method = _start_method()
+    if method == "fork":  # forked workers inherit the loaded pack: their collector need not scan it
+        gc.freeze()
+    try:
+        context = multiprocessing.get_context(method)
+        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context) as pool:
+            parts = list(pool.map(_convert_chunk, chunks, [targets] * len(chunks)))
+    finally:
+        if method == "fork":
+            gc.unfreeze()
     return [[result for part in parts for result in part[index]] for index in range(len(targets))]
 
 

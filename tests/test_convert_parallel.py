@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import types
@@ -36,14 +37,28 @@ REFUSED = (
 )
 
 
+# A keyword (field-less) detection: pySigma's ES|QL backend raises NotImplementedError, not a SigmaError.
+# Before the fix that was a traceback out of `detpack convert`; now it is a finding like any other.
+KEYWORDS = (
+    "title: keywords\nid: 5b8e2c1d-9f4a-4e3b-a2c1-6d7e8f9a0b1c\n"
+    "logsource: {product: docker, service: events}\n"
+    "detection:\n  keywords:\n    - nsenter\n  condition: keywords\n"
+)
+
+
 @pytest.fixture(scope="module")
 def pack() -> Pack:
-    """The pack plus one rule that fails to convert, in the middle so order matters."""
+    """The pack plus two rules that fail to convert, in the middle so order matters."""
     real = load_pack(REPO_ROOT)
-    path = "rules/docker_events/refused.yml"
-    refused = RuleFile(path, parse_yaml(REFUSED, path))
+    extra = [
+        RuleFile(path, parse_yaml(text, path))
+        for path, text in (
+            ("rules/docker_events/refused.yml", REFUSED),
+            ("rules/docker_events/keywords.yml", KEYWORDS),
+        )
+    ]
     rules = [*real.rules]
-    rules.insert(len(rules) // 2, refused)
+    rules[len(rules) // 2 : len(rules) // 2] = extra
     return Pack(real.root, real.datasources, rules, real.ads, real.fixtures)
 
 
@@ -60,16 +75,23 @@ def test_workers_give_the_serial_result(method: str, pack: Pack, monkeypatch: py
     serial = convert_pack(pack, jobs=1)
     queries, findings = serial
     assert len(queries) > 200
-    assert [(f.path, f.code) for f in findings] == [("rules/docker_events/refused.yml", "convert")]
-    assert "Lucene" in findings[0].message
+    assert [(f.path, f.line, f.code) for f in findings] == [
+        ("rules/docker_events/refused.yml", 4, "convert"),  # Lucene comes before ES|QL
+        ("rules/docker_events/keywords.yml", 4, "convert"),
+    ]
+    assert findings[0].message.startswith("cannot convert to Elasticsearch Lucene query string: ")
+    assert findings[1].message.startswith("cannot convert to Elastic ES|QL: String value expressions")
+    assert {q.target for q in queries if q.rule == "keywords"} == {"splunk", "lucene", "eql"}
 
     monkeypatch.setattr(convert, "PARALLEL_MIN_CONVERSIONS", 0)  # the pack alone is below the threshold
     monkeypatch.setattr(convert, "ProcessPoolExecutor", _CountingPool)
     if method == "spawn":  # what runs when fork is unsafe: fresh interpreters, rules sent pickled
         monkeypatch.setattr(convert, "_start_method", lambda: "spawn")
     _CountingPool.started.clear()
+    frozen = gc.get_freeze_count()
     assert convert_pack(pack, jobs=2) == serial
     assert _CountingPool.started == [2]
+    assert gc.get_freeze_count() == frozen  # the collector is as it was (fork freezes it meanwhile)
 
 
 def test_a_shared_backend_converts_like_a_fresh_one_for_every_rule(pack: Pack) -> None:
