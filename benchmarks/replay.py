@@ -25,6 +25,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from sigma.rule import SigmaRule
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -71,7 +73,7 @@ def corpus(pack: Pack, size: int, seed: int) -> dict[str, list[tuple[str, Any]]]
 def run_engine(engine: str, size: int, seed: int) -> dict[str, Any]:
     configure_offline()
     pack = load_pack(ROOT)
-    validation = validate_pack(pack)
+    validate_pack(pack)
     data = corpus(pack, size, seed)
     spec = ENGINES[engine]
     queries: dict[tuple[str, str], str] = {}
@@ -100,7 +102,7 @@ def run_engine(engine: str, size: int, seed: int) -> dict[str, Any]:
             ingest_seconds += time.perf_counter() - started
             started = time.perf_counter()
             for rule in rules:
-                hits += len(table.matches(table.query_for(validation.parsed[rule.name])))
+                hits += len(table.matches(table.query_for(SigmaRule.from_dict(rule.data))))
             query_seconds += time.perf_counter() - started
             continue
         if spec.view == "splunk":

@@ -70,12 +70,15 @@ def _run(pack: Path, *args: str, cache: bool = True) -> tuple[float, str]:
 
 
 def warm(pack: Path) -> None:
-    """Runs in its own process: convert everything with the cache, as an earlier `detpack test` did."""
+    """Runs in its own process: fill the result and conversion caches, as an earlier `detpack test` did."""
     from detpack.content.pack import load_pack
     from detpack.convert import convert_pack
     from detpack.convert_cache import ConvertCache
+    from detpack.result_cache import ResultCache
+    from detpack.validate.pack import validate_pack
 
-    loaded = load_pack(pack)
+    loaded = load_pack(pack, ResultCache.for_pack(pack))
+    validate_pack(loaded, ResultCache.for_pack(pack))
     convert_pack(loaded, cache=ConvertCache.for_pack(loaded.root))
 
 
@@ -87,15 +90,16 @@ def stages(pack: Path) -> dict[str, float]:
     from detpack.convert import TARGETS, convert_pack
     from detpack.convert_cache import ConvertCache
     from detpack.offline import configure_offline
+    from detpack.result_cache import ResultCache
     from detpack.validate.pack import validate_pack
 
     configure_offline()
     marks = {"start": time.perf_counter() - started}
     step = time.perf_counter()
-    loaded = load_pack(pack)
+    loaded = load_pack(pack, ResultCache.for_pack(pack))
     marks["load"] = time.perf_counter() - step
     step = time.perf_counter()
-    validate_pack(loaded)
+    validate_pack(loaded, ResultCache.for_pack(pack))
     marks["validate"] = time.perf_counter() - step
     step = time.perf_counter()
     selection = select(loaded, changed_files(loaded.root, None))

@@ -5,13 +5,13 @@ Exit codes: 0 success, 1 the content fails (findings or test failures), 2 usage 
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from detpack.build import run_build
 from detpack.changes import (
     ChangesError,
     ChangeSet,
@@ -27,18 +27,35 @@ from detpack.convert import TARGETS, convert_pack
 from detpack.convert_cache import ConvertCache
 from detpack.correlation import building_blocks, correlation_unsupported
 from detpack.engines.runners import ENGINES
-from detpack.findings import ContentError, Finding, Severity
+from detpack.findings import ContentError, Finding, Severity, UsageError
 from detpack.offline import configure_offline
 from detpack.output import FORMATS, Progress, render_findings, render_test, replay_lines
 from detpack.replay import ReplayResult, replay
 from detpack.reports import write_json, write_junit
+from detpack.result_cache import ResultCache
 from detpack.scaffold import placeholder_findings
-from detpack.validate.pack import validate_pack
+from detpack.validate.pack import ValidationResult, validate_pack
 
 EXIT_OK, EXIT_CONTENT, EXIT_USAGE = 0, 1, 2
 
 
-def _load(root: Path | None, fmt: str = "text") -> Pack:
+@functools.cache
+def _result_cache(root: Path) -> ResultCache | None:
+    """One result cache per pack for this command (see detpack/result_cache.py; None when turned off)."""
+    return ResultCache.for_pack(root)
+
+
+def _validate(pack: Pack) -> ValidationResult:
+    """validate_pack with the pack's result cache; a cache that could not be used is a note, not an error."""
+    cache = _result_cache(pack.root)
+    result = validate_pack(pack, cache)
+    if cache is not None and cache.problem:  # the results are right without it, only slower
+        click.echo(f"note: {cache.problem}", err=True)
+    return result
+
+
+def _load(root: Path | None, fmt: str = "text", cache: bool = False) -> Pack:
+    """The pack at or above root; with `cache`, ADS documents parsed before come from the result cache."""
     configure_offline()
     start = (root or Path.cwd()).resolve()
     found = find_root(start) if root is None else start
@@ -50,7 +67,7 @@ def _load(root: Path | None, fmt: str = "text") -> Pack:
         )
         sys.exit(EXIT_USAGE)
     try:
-        return load_pack(found)
+        return load_pack(found, _result_cache(found) if cache else None)
     except ContentError as exc:
         if fmt == "text":
             _print_findings(exc.findings)
@@ -148,6 +165,9 @@ class _GuardedGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
             raise
+        except UsageError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
         except Exception as exc:  # the guard of last resort
             click.echo(f"internal error in detpack (please report): {type(exc).__name__}: {exc}", err=True)
             sys.exit(EXIT_USAGE)
@@ -175,9 +195,9 @@ def validate(root: Path | None, changed: str | None, fmt: str, report_path: Path
     (unique ids and titles, which ADS owns a rule, the fixtures an ADS names); shown are the findings in
     the changed files and every error elsewhere, while warnings in unchanged files are counted only.
     """
-    pack = _load(root, fmt)
+    pack = _load(root, fmt, cache=True)
     changes = _changes(pack, changed)
-    result = validate_pack(pack)
+    result = _validate(pack)
     findings = sorted({*result.findings, *placeholder_findings(pack, Severity.WARNING)})
     hidden = 0
     checked = _content_files(pack)
@@ -299,14 +319,14 @@ def test(
     file, its ADS, or its data source's definition or pipeline changed, or tests/engine-differences.yml
     changed and names it; a change to schemas/ or the detpack package runs everything.
     """
-    pack = _load(root, fmt)
+    pack = _load(root, fmt, cache=True)
     unknown = sorted(set(rules) - {r.name for r in pack.rules})
     if unknown:
         raise click.BadParameter(f"no rule named {', '.join(unknown)}", param_hint="--rule")
     changes = _changes(pack, changed)
     selection: Selection | None = select(pack, changes) if changes is not None else None
     chosen = [e for e in ENGINES if e == "sqlite" or e in (engines or ENGINES)]
-    validation = validate_pack(pack)
+    validation = _validate(pack)
     findings = [f for f in validation.findings if f.severity is Severity.ERROR]
     findings += placeholder_findings(pack, Severity.ERROR)
     targets = sorted({t for e in chosen if (t := ENGINES[e].target)})
@@ -316,15 +336,16 @@ def test(
         to_run &= wanted
     if selection is not None and changes is not None and not changes.everything:
         click.echo(f"testing {selection.summary()} {changes.description}", err=True)
+    cache = ConvertCache.for_pack(pack.root)
     try:
-        queries, convert_findings = convert_pack(
-            pack, to_run, targets, cache=ConvertCache.for_pack(pack.root)
-        )
+        queries, convert_findings = convert_pack(pack, to_run, targets, cache=cache)
     except ContentError as exc:
         _emit(
             render_findings(fmt, exc.findings, "conversion failed", {"errors": len(exc.findings)}, []), None
         )
         sys.exit(EXIT_CONTENT)
+    if cache is not None and cache.problem:  # the run is right without it, only slower
+        click.echo(f"note: {cache.problem}", err=True)
     findings += convert_findings
     query_texts = {(q.rule, q.target): q.text for q in queries}
     progress = Progress(chosen, len(to_run & set(validation.parsed)))
@@ -401,6 +422,8 @@ def build(root: Path | None, output: Path | None, bump: bool) -> None:
     """Validate, convert, test, and package everything into dist/ (only if all of it passes)."""
     pack = _load(root)
     try:
+        from detpack.build import run_build  # the publishing code: only this command needs it
+
         result = run_build(pack, output or pack.root / "dist", bump=bump)
     except ContentError as exc:
         _print_findings(exc.findings)

@@ -29,7 +29,7 @@ from sigma.types import SigmaString
 
 from detpack.content.pack import Pack
 from detpack.content.rules import RuleFile
-from detpack.findings import ContentError, Finding, relpath
+from detpack.findings import ContentError, Finding, UsageError, relpath
 from detpack.offline import configure_offline
 
 if TYPE_CHECKING:
@@ -276,16 +276,24 @@ PARALLEL_MIN_CONVERSIONS = 400  # below this, starting worker processes costs mo
 CHUNKS_PER_WORKER = 4  # several chunks per worker, so one slow chunk does not leave a core idle
 
 
+class JobsError(UsageError):
+    """DETPACK_JOBS is not a number of worker processes."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(
+            f"{JOBS_VARIABLE}={value!r} is not a number of worker processes: use a whole number >= 1 "
+            "(1 converts in this process), or unset it to use every CPU"
+        )
+
+
 def conversion_jobs() -> int:
     """Worker processes for conversion: DETPACK_JOBS when set (1 converts in this process), else the CPUs
-    this process may run on."""
+    this process may run on. Raises JobsError for any other value (0, -1, 2.5, abc, non-ASCII digits)."""
     value = os.environ.get(JOBS_VARIABLE, "").strip()
     if not value:
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(
-            f"{JOBS_VARIABLE}={value!r} is not a number of processes: set it to 1 or more, or unset it"
-        )
+    if re.fullmatch(r"[0-9]+", value) is None or int(value) < 1:
+        raise JobsError(value)
     return int(value)
 
 
@@ -333,6 +341,7 @@ def convert_pack(
     of them; correlations convert here, with their base rules. With `cache`, a rule whose text, pipeline
     and tools are unchanged since an earlier run is not converted again (detpack/convert_cache.py). The
     result is the same, byte for byte and in order, whatever `jobs` and the cache."""
+    workers = conversion_jobs() if jobs is None else jobs  # a wrong DETPACK_JOBS fails even on a warm cache
     configure_offline()  # the Elastic backends map ATT&CK tags with pySigma's (downloaded) MITRE data
     from detpack.correlation import building_blocks, convert_correlation  # imports this module
 
@@ -342,7 +351,7 @@ def convert_pack(
         for rule in pack.rules
         if (rule_names is None or rule.name in rule_names) and rule.name not in blocks
     ]
-    target_list = [TARGETS[name] for name in targets or list(TARGETS)]
+    target_list = [TARGETS[name] for name in (list(TARGETS) if targets is None else targets)]
     pipelines = {t.name: pipeline_for(pack, t) for t in target_list}  # pipeline errors raise here
     job_list = [_job(rule) for rule in chosen if not rule.is_correlation]
     results: dict[tuple[str, str], Query | Finding] = {}  # (target, rule path) -> result
@@ -365,7 +374,7 @@ def convert_pack(
     ]
     todo_jobs = [job for job in job_list if any((t, job.path) not in results for t, _, _ in todo_targets)]
     if todo_jobs:
-        converted = _convert_jobs(todo_jobs, todo_targets, conversion_jobs() if jobs is None else jobs)
+        converted = _convert_jobs(todo_jobs, todo_targets, workers)
         fresh: dict[str, Query | Finding] = {}
         for (target_name, _directory, _fingerprint), per_job in zip(todo_targets, converted, strict=True):
             for job, result in zip(todo_jobs, per_job, strict=True):

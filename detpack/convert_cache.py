@@ -15,7 +15,8 @@ installed version is a different key. Entries are never updated, only added; whe
 which line its detection starts are not part of an entry (a finding gets the current ones).
 
 It lives in ``<pack>/.detpack-cache/convert.sqlite3`` (ignored by git). ``DETPACK_CACHE=0`` turns it off;
-a cache that cannot be opened, read or written is left alone and everything converts.
+a cache that cannot be opened, read or written is left alone and everything converts (``problem`` says
+why, and `detpack test` prints it as a note).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 import detpack
 from detpack import convert
 from detpack.convert import Query, Target
-from detpack.findings import Finding
+from detpack.findings import Finding, relpath
 
 CACHE_DIR = ".detpack-cache"
 CACHE_FILE = "convert.sqlite3"
@@ -78,7 +79,7 @@ class ConvertCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.problem = ""  # why the cache was not used, when it was not (the run converts everything)
+        self.problem = ""  # why the cache was not used or written, and what that meant for the run
         self.hits = 0
         self.stored = 0
 
@@ -94,6 +95,16 @@ class ConvertCache:
         digest = hashlib.sha256(f"{tool_fingerprint()}\0{target}\0{pipeline_fingerprint}\0".encode())
         digest.update(repr(data).encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
+
+    def _shown(self) -> str:
+        """The cache file as the user can find it: relative to the current folder when inside it."""
+        return relpath(self.path, Path.cwd())
+
+    def _fix(self) -> str:
+        folder = relpath(self.path.parent, Path.cwd())
+        return (
+            f" (fix: delete {folder}/ or make it writable, or set {CACHE_VARIABLE}=0 to turn the cache off)"
+        )
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +133,9 @@ class ConvertCache:
                     if kind in (QUERY, FINDING):
                         found[key] = Entry(kind, text, fix)
         except (OSError, sqlite3.Error) as exc:
-            self.problem = f"conversion cache {self.path} not used: {exc}"
+            self.problem = (
+                f"conversion cache {self._shown()} not used: {exc}; every rule was converted{self._fix()}"
+            )
             return {}
         self.hits += len(found)
         return found
@@ -141,6 +154,9 @@ class ConvertCache:
                     connection.execute("DELETE FROM entries")
                 connection.executemany("INSERT OR IGNORE INTO entries VALUES (?, ?, ?, ?)", rows)
         except (OSError, sqlite3.Error) as exc:
-            self.problem = f"conversion cache {self.path} not written: {exc}"
+            self.problem = (
+                f"conversion cache {self._shown()} not written: {exc}; "
+                f"the rules converted in this run will be converted again next time{self._fix()}"
+            )
             return
         self.stored += len(rows)

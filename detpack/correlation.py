@@ -40,7 +40,7 @@ from sigma.validators.core import validators as core_validators
 from detpack.attack import load_attack
 from detpack.content.datasources import DataSource
 from detpack.content.pack import Pack
-from detpack.content.rules import RuleFile, resolve_reference
+from detpack.content.rules import RuleFile, reference_index, resolve_reference
 from detpack.content.yamlfile import load_yaml
 from detpack.convert import Query, Target
 from detpack.engines.sqlite import ReferenceTable
@@ -438,13 +438,14 @@ def building_blocks(pack: Pack) -> dict[str, str]:
     A rule that any correlation generates (`generate: true`) is a stand-alone rule as well."""
     blocks: dict[str, str] = {}
     generated: set[str] = set()
+    index = reference_index(pack.rules)
     for rule in pack.rules:
         if not rule.is_correlation:
             continue
         correlation = rule.data.get("correlation")
         generate = isinstance(correlation, dict) and correlation.get("generate") is True
         for reference in rule.references:
-            base = resolve_reference(pack.rules, reference)
+            base = index.get(reference)
             if base is None:
                 continue
             if generate:

@@ -29,6 +29,15 @@ class Finding:
         return text
 
 
+def finding_to_json(finding: Finding) -> list[str | int]:
+    return [finding.path, finding.line, finding.code, finding.message, finding.fix, finding.severity.value]
+
+
+def finding_from_json(value: list[str | int]) -> Finding:
+    path, line, code, message, fix, severity = value
+    return Finding(str(path), int(line), str(code), str(message), str(fix), Severity(severity))
+
+
 def relpath(path: Path, root: Path) -> str:
     """The path as the user sees it: relative to the pack root when inside it."""
     try:
@@ -43,3 +52,8 @@ class ContentError(Exception):
     def __init__(self, findings: list[Finding]) -> None:
         super().__init__("\n".join(f.render() for f in findings))
         self.findings = findings
+
+
+class UsageError(ValueError):
+    """A setting or argument the user must correct (the message says how): the CLI prints it as one line
+    and exits with its usage code, 2; it is neither a content finding nor a detpack bug."""

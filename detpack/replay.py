@@ -16,7 +16,7 @@ recorded as `event: all` in tests/engine-differences.yml (detpack.correlation.UN
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,13 +183,14 @@ def _field_types(ds: DataSource) -> Mapping[str, str]:
 
 def replay(
     pack: Pack,
-    parsed: dict[str, SigmaRule],
+    parsed: Collection[str],
     queries: Mapping[tuple[str, str], str],
     rule_names: set[str] | None = None,
     engines: Iterable[str] = ENGINES,
     progress: Callable[[str, str], None] | None = None,
 ) -> ReplayResult:
-    """Run the chosen engines. `queries` maps (rule name, conversion target) to the converted query.
+    """Run the chosen engines over the rules named in `parsed` (the validation step's rules that parsed).
+    `queries` maps (rule name, conversion target) to the converted query.
 
     `progress(engine, rule)` is called after each engine has run a rule (for a progress display).
     """

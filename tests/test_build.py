@@ -53,7 +53,8 @@ def test_build_offline_populates_dist(built_pack: PackCopy) -> None:
     assert written == {rule for rule, _ in expected}
     manifest = json.loads((dist / "manifest.json").read_text())
     assert manifest["attack"]["version"] == "18.1"
-    assert {r["name"] for r in manifest["rules"]} == {r.name for r in pack.rules}
+    assert {r["name"] for r in manifest["rules"]} == {r.name for r in pack.rules} - set(blocks)
+    assert manifest["building_blocks"] == blocks
     assert set(manifest["versions"]) == {r.name for r in pack.rules} - set(blocks)  # what ships
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((dist / name).read_bytes()).hexdigest() == digest

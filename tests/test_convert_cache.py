@@ -4,7 +4,9 @@ A hit skips conversion; a changed rule, pipeline or tool is a miss; an unusable 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -165,3 +167,70 @@ def test_detpack_cache_0_turns_it_off(value: str, monkeypatch: pytest.MonkeyPatc
     assert ConvertCache.for_pack(tmp_path) is None
     monkeypatch.setenv("DETPACK_CACHE", "1")
     assert ConvertCache.for_pack(tmp_path) is not None
+
+
+FIX = " (fix: delete .detpack-cache/ or make it writable, or set DETPACK_CACHE=0 to turn the cache off)"
+
+
+def _break_with_a_folder(cache_file: Path) -> str:
+    cache_file.mkdir(parents=True)
+    return "unable to open database file"
+
+
+def _break_with_garbage(cache_file: Path) -> str:
+    cache_file.parent.mkdir()
+    cache_file.write_bytes(b"not a database" * 100)
+    return "file is not a database"
+
+
+@pytest.mark.parametrize("breaker", [_break_with_a_folder, _break_with_garbage])
+def test_detpack_test_notes_an_unusable_cache_and_passes(
+    breaker: Callable[[Path], str], exec_pack: PackCopy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the fix the run converted everything and said nothing: a slow run with no reason given."""
+    monkeypatch.delenv("DETPACK_CACHE", raising=False)
+    monkeypatch.chdir(exec_pack.root)  # the note names the cache relative to the current folder
+    reason = breaker(exec_pack.path(f"{CACHE_DIR}/{CACHE_FILE}"))
+    result = exec_pack.run("test", "-q", "--engine", "spl")
+    assert result.exit_code == 0, result.output
+    note = (
+        f"note: conversion cache .detpack-cache/convert.sqlite3 not used: {reason}; "
+        f"every rule was converted{FIX}"
+    )
+    assert result.stderr.splitlines().count(note) == 1, result.stderr
+    assert note not in result.stdout
+
+
+def test_detpack_test_notes_a_cache_it_could_not_write(
+    exec_pack: PackCopy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache was read (nothing in it), then broke before this run's conversions could be stored."""
+    monkeypatch.delenv("DETPACK_CACHE", raising=False)
+    monkeypatch.chdir(exec_pack.root)
+    cache_file = exec_pack.path(f"{CACHE_DIR}/{CACHE_FILE}")
+    convert_jobs = convert._convert_jobs
+
+    def convert_then_break(*args: Any) -> Any:
+        assert cache_file.is_file()  # the lookup made it
+        cache_file.write_bytes(b"not a database" * 100)
+        return convert_jobs(*args)
+
+    monkeypatch.setattr(convert, "_convert_jobs", convert_then_break)
+    result = exec_pack.run("test", "-q", "--engine", "spl")
+    assert result.exit_code == 0, result.output
+    note = (
+        "note: conversion cache .detpack-cache/convert.sqlite3 not written: file is not a database; "
+        f"the rules converted in this run will be converted again next time{FIX}"
+    )
+    assert result.stderr.splitlines().count(note) == 1, result.stderr
+
+
+def test_detpack_test_says_nothing_about_a_working_cache(
+    exec_pack: PackCopy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DETPACK_CACHE", raising=False)
+    for _ in range(2):  # the first run fills the cache, the second reads it
+        result = exec_pack.run("test", "-q", "--engine", "spl")
+        assert result.exit_code == 0, result.output
+        assert "conversion cache" not in result.stderr
+    assert exec_pack.path(f"{CACHE_DIR}/{CACHE_FILE}").is_file()

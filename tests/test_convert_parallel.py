@@ -10,13 +10,16 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
 from detpack import convert
+from detpack.cli import main
 from detpack.content.pack import Pack, load_pack
 from detpack.content.rules import RuleFile
 from detpack.content.yamlfile import parse_yaml
 from detpack.convert import (
     TARGETS,
+    JobsError,
     _convert_chunk,
     _job,
     conversion_jobs,
@@ -115,13 +118,49 @@ def test_a_shared_backend_converts_like_a_fresh_one_for_every_rule(pack: Pack) -
 def test_detpack_jobs_sets_the_number_of_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DETPACK_JOBS", "3")
     assert conversion_jobs() == 3
+    monkeypatch.setenv("DETPACK_JOBS", " 1 ")
+    assert conversion_jobs() == 1
     monkeypatch.delenv("DETPACK_JOBS")
     assert conversion_jobs() >= 1
-    for wrong in ("0", "two", "-1"):
+    for wrong in ("0", "two", "-1", "2.5", "\u00b2"):  # "²" passes str.isdigit but not int()
         monkeypatch.setenv("DETPACK_JOBS", wrong)
-        with pytest.raises(ValueError, match="DETPACK_JOBS") as error:
+        with pytest.raises(JobsError, match="DETPACK_JOBS") as error:
             conversion_jobs()
-        assert "set it to 1 or more" in str(error.value)
+        assert isinstance(error.value, ValueError)
+        assert "use a whole number >= 1" in str(error.value)
+
+
+ONE_RULE = "docker_events_container_committed_to_image"
+
+
+def _convert_cli(jobs: str) -> Result:
+    return CliRunner().invoke(
+        main,
+        ["convert", "--rule", ONE_RULE, "--target", "splunk", "--root", str(REPO_ROOT)],
+        env={"DETPACK_JOBS": jobs},
+    )
+
+
+@pytest.mark.parametrize("wrong", ["abc", "0", "-1", "2.5", "\u00b2", "1e3"])
+def test_a_wrong_detpack_jobs_is_a_usage_error(wrong: str) -> None:
+    """Before the fix: `internal error in detpack (please report): ValueError: ...` (or int()'s own message
+    for "²"). Now: one line that names the variable, the value, what is allowed and the fix; exit 2."""
+    result = _convert_cli(wrong)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: DETPACK_JOBS={wrong!r} is not a number of worker processes: use a whole number >= 1 "
+        "(1 converts in this process), or unset it to use every CPU\n"
+    )
+    assert "internal error" not in result.output
+
+
+@pytest.mark.parametrize("jobs", ["1", "2", ""])
+def test_a_valid_detpack_jobs_converts(jobs: str) -> None:
+    result = _convert_cli(jobs)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.stdout.startswith(f"# {ONE_RULE} [Splunk SPL]\n`detpack_docker_events` ")
 
 
 def test_fork_only_when_nothing_else_runs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from detpack.content.pack import load_pack
+from detpack.correlation import building_blocks
 from detpack.publish.versions import (
     RuleContent,
     VersionLock,
@@ -49,6 +51,26 @@ def test_the_repository_lock_matches_the_content(shared_build: SharedBuild) -> N
     )
     assert "[version-not" not in shared_build.output, shared_build.output
     assert shared_build.exit_code == 0, shared_build.output
+
+
+def test_the_manifest_lists_what_ships_and_the_building_blocks_apart(built_pack: PackCopy) -> None:
+    """Before the fix manifest.json's `rules` held the building blocks too (no query, not in the Splunk
+    app, the Kibana NDJSON or the lock), so it disagreed with every artifact it describes."""
+    manifest = json.loads(built_pack.read("dist/manifest.json"))
+    names = [rule["name"] for rule in manifest["rules"]]
+    blocks = manifest["building_blocks"]
+    assert "zeek_conn_pod_small_egress_to_public" not in names
+    assert blocks["zeek_conn_pod_small_egress_to_public"] == "zeek_conn_pod_periodic_beacon_to_public"
+    assert "zeek_conn_pod_periodic_beacon_to_public" in names  # the correlation ships
+    assert names == sorted(names)
+    assert list(blocks) == sorted(blocks)
+    assert set(names) == set(manifest["versions"])  # the rules that have a published version
+    locked = json.loads(built_pack.read("versions.lock.json"))["rules"].values()
+    assert set(names) == {entry["name"] for entry in locked if not entry.get("removed_in")}
+    pack = load_pack(built_pack.root)
+    assert blocks == building_blocks(pack)
+    assert not set(names) & set(blocks)
+    assert set(names) | set(blocks) == {rule.name for rule in pack.rules}
 
 
 def test_changed_logic_without_a_bump_fails_the_build_naming_rule_and_fix(exec_pack: PackCopy) -> None:

@@ -117,3 +117,18 @@ def test_an_event_without_expectation_fails(pack: PackCopy) -> None:
     result = pack.run("validate")
     assert result.exit_code == 1
     assert f"{fixture}:{len(lines) + 1}: error: [fixture-unexplained]" in result.output
+
+
+def test_the_reference_engine_alone_converts_nothing(pack: PackCopy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: `--engine sqlite` passed no target to conversion, which read an empty list as 'every
+    target' and converted the pack four times for engines that did not run."""
+    import detpack.convert
+
+    def no_conversion(*_args: object) -> object:
+        raise AssertionError("converted a rule although no engine runs a converted query")
+
+    monkeypatch.setattr(detpack.convert, "_convert_jobs", no_conversion)
+    monkeypatch.setenv("DETPACK_CACHE", "0")
+    result = pack.run("test", "--engine", "sqlite")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"\d+ rules x \d+ events x 1 engines: \d+ reference hits, 0 failures", result.output)

@@ -6,6 +6,7 @@ mistaken for sections and every section keeps its line numbers.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from mdit_py_plugins.front_matter import front_matter_plugin
 
 from detpack.content.yamlfile import YamlDocument, parse_yaml
 from detpack.findings import ContentError, Finding, relpath
+from detpack.result_cache import ResultCache
 
 ADS_SECTIONS = (
     "Goal",
@@ -50,6 +52,7 @@ class AdsDocument:
     title_line: int
     sections: list[AdsSection]
     headings: list[tuple[int, int, str]]  # (line, level, text) of every heading
+    digest: str = field(default="", repr=False, compare=False)  # sha256 of the text it was parsed from
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -103,7 +106,11 @@ def parse_ads(text: str, shown: str) -> AdsDocument:
             _collect_code(token, sections[-1])
     for section in sections:
         section.text = "\n".join(lines[section.line : section.end_line])
-    return AdsDocument(shown, front, title, title_line, sections, headings)
+    return AdsDocument(shown, front, title, title_line, sections, headings, _digest(text))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _collect_code(token: Token, section: AdsSection) -> None:
@@ -115,8 +122,40 @@ def _collect_code(token: Token, section: AdsSection) -> None:
             section.inline_code.append((line, child.content))
 
 
-def load_ads(root: Path) -> tuple[list[AdsDocument], list[Finding]]:
-    documents: list[AdsDocument] = []
+def ads_to_json(doc: AdsDocument) -> dict[str, Any]:
+    """For detpack/result_cache.py: the parsed document, restored exactly by ads_from_json."""
+    return {
+        "front": doc.front.to_json() if doc.front is not None else None,
+        "title": [doc.title, doc.title_line],
+        "sections": [
+            [s.title, s.line, s.end_line, s.text, s.code_blocks, s.inline_code] for s in doc.sections
+        ],
+        "headings": doc.headings,
+        "digest": doc.digest,
+    }
+
+
+def ads_from_json(path: str, value: dict[str, Any]) -> AdsDocument:
+    front = YamlDocument.from_json(path, value["front"]) if value["front"] is not None else None
+    sections = [
+        AdsSection(
+            title,
+            line,
+            end_line,
+            text,
+            [(int(n), str(info), str(content)) for n, info, content in blocks],
+            [(int(n), str(content)) for n, content in inline],
+        )
+        for title, line, end_line, text, blocks, inline in value["sections"]
+    ]
+    headings = [(int(line), int(level), str(text)) for line, level, text in value["headings"]]
+    title, title_line = value["title"]
+    return AdsDocument(path, front, str(title), int(title_line), sections, headings, str(value["digest"]))
+
+
+def load_ads(root: Path, cache: ResultCache | None = None) -> tuple[list[AdsDocument], list[Finding]]:
+    """Every ADS document under ads/, parsed (or, with a cache, as parsed before from the same bytes)."""
+    read: list[tuple[str, str]] = []  # (shown path, text) of the documents to parse
     findings: list[Finding] = []
     for file in sorted((root / "ads").rglob("*")):
         if file.is_dir():
@@ -134,10 +173,23 @@ def load_ads(root: Path) -> tuple[list[AdsDocument], list[Finding]]:
             )
             continue
         try:
-            text = file.read_text(encoding="utf-8")
-            documents.append(parse_ads(text, shown))
+            read.append((shown, file.read_text(encoding="utf-8")))
         except UnicodeDecodeError as exc:
             findings.append(Finding(shown, 0, "ads-encoding", f"not UTF-8: {exc.reason}", "save it as UTF-8"))
+    keys = {shown: cache.key("ads", shown, text) for shown, text in read} if cache is not None else {}
+    cached = cache.lookup(keys.values()) if cache is not None else {}
+    documents: list[AdsDocument] = []
+    for shown, text in read:
+        key = keys.get(shown, "")
+        if key in cached:
+            documents.append(ads_from_json(shown, cached[key]))
+            continue
+        try:
+            doc = parse_ads(text, shown)
         except ContentError as exc:
             findings.extend(exc.findings)
+            continue
+        documents.append(doc)
+        if cache is not None:
+            cache.add(key, ads_to_json(doc))
     return documents, findings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from detpack.content.ads import AdsDocument, load_ads
@@ -10,6 +11,7 @@ from detpack.content.datasources import DataSource, datasource_for_logsource, lo
 from detpack.content.fixtures import FixtureFile, load_fixtures
 from detpack.content.rules import RuleFile, load_rules
 from detpack.findings import Finding
+from detpack.result_cache import ResultCache
 
 
 @dataclass
@@ -22,7 +24,14 @@ class Pack:
     load_findings: list[Finding] = field(default_factory=list)
 
     def rule_by_name(self, name: str) -> RuleFile | None:
-        return next((r for r in self.rules if r.name == name), None)
+        return self._rules_by_name.get(name)
+
+    @cached_property
+    def _rules_by_name(self) -> dict[str, RuleFile]:
+        by_name: dict[str, RuleFile] = {}
+        for rule in self.rules:  # the first file of a duplicated name, as before
+            by_name.setdefault(rule.name, rule)
+        return by_name
 
     def datasource_of(self, rule: RuleFile) -> DataSource | None:
         return datasource_for_logsource(self.datasources, rule.logsource)
@@ -36,10 +45,13 @@ def find_root(start: Path) -> Path | None:
     return None
 
 
-def load_pack(root: Path) -> Pack:
-    """Load everything; content problems become findings, never exceptions (except unusable data sources)."""
+def load_pack(root: Path, cache: ResultCache | None = None) -> Pack:
+    """Load everything; content problems become findings, never exceptions (except unusable data sources).
+    With a cache, ADS documents parsed before from the same bytes are taken from it."""
     datasources = load_datasources(root)
     rules, rule_findings = load_rules(root)
-    ads, ads_findings = load_ads(root)
+    ads, ads_findings = load_ads(root, cache)
     fixtures, fixture_findings = load_fixtures(root, datasources)
+    if cache is not None:
+        cache.flush()
     return Pack(root, datasources, rules, ads, fixtures, [*rule_findings, *ads_findings, *fixture_findings])

@@ -115,32 +115,36 @@ def load_rules(root: Path) -> tuple[list[RuleFile], list[Finding]]:
     return rules, findings
 
 
+def reference_index(rules: list[RuleFile]) -> dict[str, RuleFile]:
+    """Every reference a correlation may use -> the detection rule it names: by Sigma `name`, by `id`, or
+    (for a finding's sake) by file stem, in that order of precedence, the first such rule in file order.
+    Correlations are not indexed: the pack does not chain them."""
+    by_key: dict[str, dict[str, RuleFile]] = {"name": {}, "id": {}, "stem": {}}
+    for rule in rules:
+        if rule.is_correlation:
+            continue
+        name = rule.data.get("name")
+        if isinstance(name, str):
+            by_key["name"].setdefault(name, rule)
+        by_key["id"].setdefault(rule.rule_id, rule)
+        by_key["stem"].setdefault(rule.name, rule)
+    return {**by_key["stem"], **by_key["id"], **by_key["name"]}
+
+
 def resolve_reference(rules: list[RuleFile], reference: str) -> RuleFile | None:
-    """The detection rule a correlation names: by Sigma `name`, by `id`, or (for a finding's sake) by file
-    stem. Correlations are not resolved: the pack does not chain them."""
-    candidates = [r for r in rules if not r.is_correlation]
-    for key in ("name", "id", "stem"):
-        found = next(
-            (
-                r
-                for r in candidates
-                if reference == {"name": r.data.get("name"), "id": r.rule_id, "stem": r.name}[key]
-            ),
-            None,
-        )
-        if found is not None:
-            return found
-    return None
+    """The detection rule a correlation names (see reference_index)."""
+    return reference_index(rules).get(reference)
 
 
 def link_correlations(rules: list[RuleFile]) -> None:
     """Give each correlation the logsource its base rules share (none when they disagree or are unknown)."""
+    index = reference_index(rules)
     for rule in rules:
         if not rule.is_correlation:
             continue
         sources: set[tuple[tuple[str, str], ...] | None] = set()
         for reference in rule.references:
-            base = resolve_reference(rules, reference)
+            base = index.get(reference)
             if base is None:
                 sources.add(None)
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gc
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ except ImportError:  # pragma: no cover - libyaml is part of the PyYAML wheels
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 from detpack.findings import ContentError, Finding
+from detpack.result_cache import decode_data, encode_data
 
 MAX_FILE_BYTES = 512 * 1024
 MAX_DEPTH = 64
@@ -37,7 +39,8 @@ class YamlDocument:
     path: str
     data: Any
     lines: dict[JsonPath, int] = field(default_factory=dict)
-    seen_nodes: set[int] = field(default_factory=set, repr=False)
+    seen_nodes: set[int] = field(default_factory=set, repr=False, compare=False)  # while parsing only
+    digest: str = field(default="", repr=False, compare=False)  # sha256 of the text it was parsed from
 
     def line_of(self, json_path: JsonPath) -> int:
         """The line of the deepest known prefix of json_path (1-based)."""
@@ -47,6 +50,15 @@ class YamlDocument:
                 return self.lines[probe]
             probe = probe[:-1]
         return self.lines.get((), 1)
+
+    def to_json(self) -> dict[str, Any]:
+        """For detpack/result_cache.py: data and lines, restored exactly by from_json."""
+        return {"data": encode_data(self.data), "lines": [[list(k), v] for k, v in self.lines.items()]}
+
+    @classmethod
+    def from_json(cls, path: str, value: dict[str, Any]) -> YamlDocument:
+        lines = {tuple(k): int(v) for k, v in value["lines"]}
+        return cls(path, decode_data(value["data"]), lines)
 
 
 def _fail(path: str, line: int, message: str, fix: str) -> ContentError:
@@ -60,7 +72,9 @@ def parse_yaml(text: str, path: str, line_offset: int = 0) -> YamlDocument:
     if "\x00" in text:
         raise _fail(path, 0, "file contains a NUL character", "remove the NUL byte; content must be text")
     with _gc_paused():
-        return _parse_checked(text, path, line_offset)
+        doc = _parse_checked(text, path, line_offset)
+    doc.digest = hashlib.sha256(f"{line_offset}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+    return doc
 
 
 @contextlib.contextmanager
@@ -100,6 +114,7 @@ def _parse_checked(text: str, path: str, line_offset: int) -> YamlDocument:
         return YamlDocument(path, None, {(): 1 + line_offset})
     doc = YamlDocument(path, None)
     doc.data = _construct(node, (), doc, line_offset, 0)
+    doc.seen_nodes = set()  # ids of nodes now freed: nothing to remember
     doc.lines.setdefault((), node.start_mark.line + 1 + line_offset)
     return doc
 

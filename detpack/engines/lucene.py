@@ -288,7 +288,10 @@ def _load_runtime() -> _Runtime:
                 jvm = jpype.getDefaultJVMPath()
             except Exception as exc:  # JPype's JVMNotFoundException and friends
                 raise LuceneUnavailableError(f"no Java runtime found ({exc}); {INSTALL_HINT}") from None
-            jpype.startJVM(jvm, "-Xss4m", "-Djava.awt.headless=true", convertStrings=False)
+            # The serial collector: indices of a few thousand documents need no concurrent collector,
+            # and G1 (the default on two or more CPUs) costs about 0.1 s of start-up (benchmarks/README.md).
+            options = ("-Xss4m", "-Djava.awt.headless=true", "-XX:+UseSerialGC")
+            jpype.startJVM(jvm, *options, convertStrings=False)
         timings["jvm_start"] = time.perf_counter() - started
         started = time.perf_counter()
         url = jpype.JClass("java.net.URL")

@@ -15,6 +15,7 @@ from typing import Any
 from detpack import __version__
 from detpack.attack import load_attack
 from detpack.content.pack import Pack
+from detpack.correlation import building_blocks
 
 TOOL_PACKAGES = (
     "pysigma",
@@ -30,8 +31,13 @@ def sha256(path: Path) -> str:
 
 def write_manifest(pack: Pack, out: Path, details: dict[str, Any] | None = None) -> Path:
     """Write dist/manifest.json; `details` (artifact paths, rule versions, what each target skipped and
-    why) is merged in at the top level."""
+    why) is merged in at the top level.
+
+    `rules` lists what ships, like the Splunk app, the Kibana NDJSON and versions.lock.json: building
+    blocks (base rules of a correlation, `generate: false`, no query of their own) are under
+    `building_blocks` instead, each with the correlation it belongs to."""
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
+    blocks = building_blocks(pack)
     manifest: dict[str, Any] = {
         "detpack": __version__,
         "attack": {"domain": "enterprise-attack", "version": load_attack().version},
@@ -46,7 +52,9 @@ def write_manifest(pack: Pack, out: Path, details: dict[str, Any] | None = None)
                 "status": rule.data.get("status"),
             }
             for rule in sorted(pack.rules, key=lambda r: r.name)
+            if rule.name not in blocks
         ],
+        "building_blocks": dict(sorted(blocks.items())),
         "files": {p.relative_to(out).as_posix(): sha256(p) for p in files},
         **(details or {}),
     }

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 from detpack.attack import technique_for_tag
 from detpack.content.ads import ADS_SECTIONS, AdsDocument
+from detpack.content.fixtures import FixtureFile
 from detpack.content.pack import Pack
-from detpack.findings import Finding
+from detpack.findings import Finding, finding_from_json, finding_to_json
+from detpack.result_cache import ResultCache
 from detpack.validate.schema import load_validator, schema_findings
 
 FIXTURE_PATH = re.compile(r"^tests/fixtures/[a-z0-9_]+/[A-Za-z0-9_.-]+\.(jsonl|log)$")
@@ -181,7 +184,11 @@ def check_against_rules(doc: AdsDocument, pack: Pack) -> list[Finding]:
     return findings
 
 
-def check_validation_section(doc: AdsDocument, pack: Pack) -> list[Finding]:
+def check_validation_section(
+    doc: AdsDocument, fixtures: Mapping[str, FixtureFile], blocks: Mapping[str, str]
+) -> list[Finding]:
+    """The Validation section emulates the attack and names fixtures whose attack events fire every rule
+    of the ADS (`fixtures` by path; `blocks`: building blocks, proven through their correlation)."""
     section = doc.section("Validation")
     if section is None:
         return []
@@ -196,7 +203,6 @@ def check_validation_section(doc: AdsDocument, pack: Pack) -> list[Finding]:
                 "add a fenced ```bash block with the kubectl/docker/ctr commands that emulate it",
             )
         )
-    fixtures = {f.path: f for f in pack.fixtures}
     named = []
     for line, text in section.inline_code:
         if text.startswith("tests/fixtures/"):
@@ -230,9 +236,6 @@ def check_validation_section(doc: AdsDocument, pack: Pack) -> list[Finding]:
         if e.expectation and e.expectation.kind == "attack"
         for rule in e.expectation.fires
     }
-    from detpack.correlation import building_blocks
-
-    blocks = building_blocks(pack)  # proven through their correlation, never fire alone
     for name in doc.meta.get("rules") or []:
         if str(name) not in proven and str(name) not in blocks:
             findings.append(
@@ -247,14 +250,33 @@ def check_validation_section(doc: AdsDocument, pack: Pack) -> list[Finding]:
     return findings
 
 
-def validate_ads(pack: Pack) -> list[Finding]:
+def validate_ads(pack: Pack, cache: ResultCache | None = None) -> list[Finding]:
+    """Every ADS check; with a cache, check_structure of a document read before from the same bytes
+    (it reads that document alone) comes from it."""
     findings: list[Finding] = []
+    keys = {
+        index: cache.key("ads-checks", doc.path, doc.digest)
+        for index, doc in enumerate(pack.ads)
+        if cache is not None and doc.digest
+    }
+    cached = cache.lookup(keys.values()) if cache is not None else {}
     owners: dict[str, list[AdsDocument]] = defaultdict(list)
     ids: dict[str, AdsDocument] = {}
-    for doc in pack.ads:
-        findings += check_structure(doc, pack)
+    from detpack.correlation import building_blocks
+
+    blocks = building_blocks(pack)  # computed once: it reads every rule
+    fixtures = {f.path: f for f in pack.fixtures}
+    for index, doc in enumerate(pack.ads):
+        key = keys.get(index)
+        if key is not None and key in cached:
+            findings += [finding_from_json(f) for f in cached[key]]
+        else:
+            structure = check_structure(doc, pack)
+            if cache is not None and key is not None:
+                cache.add(key, [finding_to_json(f) for f in structure])
+            findings += structure
         findings += check_against_rules(doc, pack)
-        findings += check_validation_section(doc, pack)
+        findings += check_validation_section(doc, fixtures, blocks)
         for name in doc.meta.get("rules") or []:
             owners[str(name)].append(doc)
         ads_id = str(doc.meta.get("id", ""))
@@ -269,9 +291,6 @@ def validate_ads(pack: Pack) -> list[Finding]:
                 )
             )
         ids.setdefault(ads_id, doc)
-    from detpack.correlation import building_blocks
-
-    blocks = building_blocks(pack)
     for rule in pack.rules:
         docs = owners.get(rule.name, [])
         if rule.name in blocks:  # a building block belongs to the ADS of its correlation

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sigma.rule import SigmaRule
-
 from detpack.content.pack import Pack
 from detpack.coverage import compute_coverage
 from detpack.findings import ContentError, Finding, Severity
 from detpack.offline import configure_offline
+from detpack.result_cache import ResultCache
 from detpack.validate.ads import validate_ads
-from detpack.validate.cost import leading_wildcard_findings
 from detpack.validate.fixtures import validate_fixtures
 from detpack.validate.rules import validate_rules
 
@@ -19,20 +17,22 @@ from detpack.validate.rules import validate_rules
 @dataclass
 class ValidationResult:
     findings: list[Finding]
-    parsed: dict[str, SigmaRule]  # rule name -> pySigma rule, for the rules that parsed
+    parsed: set[str]  # names of the detection rules pySigma parsed cleanly (the ones that convert and run)
 
     @property
     def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.severity is Severity.ERROR]
 
 
-def validate_pack(pack: Pack) -> ValidationResult:
+def validate_pack(pack: Pack, cache: ResultCache | None = None) -> ValidationResult:
+    """Every check. With a cache (detpack/result_cache.py), the single-rule checks of a rule file read
+    before from the same bytes are not run again; the checks across files always run."""
     configure_offline()  # pySigma's ATT&CK validator would otherwise download MITRE data
-    rule_findings, parsed = validate_rules(pack)
+    rule_findings, parsed = validate_rules(pack, cache)
     fixture_findings = validate_fixtures(pack)  # binds expectations, which the ADS checks read
-    cost_findings = [
-        f for rule in pack.rules if rule.name in parsed for f in leading_wildcard_findings(pack, rule)
-    ]
+    ads_findings = validate_ads(pack, cache)
+    if cache is not None:
+        cache.flush()
     try:
         coverage_findings = compute_coverage(pack).findings
     except ContentError as exc:
@@ -40,9 +40,8 @@ def validate_pack(pack: Pack) -> ValidationResult:
     findings = [
         *pack.load_findings,
         *rule_findings,
-        *cost_findings,
         *fixture_findings,
-        *validate_ads(pack),
+        *ads_findings,
         *coverage_findings,
     ]
     return ValidationResult(sorted(set(findings)), parsed)

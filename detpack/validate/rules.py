@@ -9,16 +9,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
 from sigma.exceptions import SigmaError
 from sigma.modifiers import modifier_mapping
 from sigma.rule import SigmaRule
-from sigma.validators.base import SigmaValidationIssue, SigmaValidationIssueSeverity
+from sigma.validators.base import SigmaRuleValidator, SigmaValidationIssue, SigmaValidationIssueSeverity
 from sigma.validators.core import validators as core_validators
 
 from detpack.attack import AttackSnapshot, load_attack, tactic_for_tag, technique_for_tag
 from detpack.content.pack import Pack
 from detpack.content.rules import RuleFile
-from detpack.findings import Finding, Severity
+from detpack.findings import Finding, Severity, finding_from_json, finding_to_json
+from detpack.result_cache import ResultCache
 from detpack.validate.regexes import check_regexes
 from detpack.validate.schema import load_validator, schema_findings
 from detpack.validate.values import check_detection_values
@@ -29,7 +31,18 @@ FILE_NAME = re.compile(r"^[a-z0-9_]{10,70}$")
 # Schema already refuses every other unknown top-level key with its line. number_as_string: the pack's
 # targets type their fields (ECS keyword, Docker's string-valued Actor.Attributes), and a quoted number is
 # how a rule says "compare as text"; an unquoted number on a keyword field is an ES|QL type error.
-SKIPPED_VALIDATORS = {"tlpv1_tag", "tlpv2_tag", "custom_attributes", "number_as_string"}
+# identifier_uniqueness, duplicate_title, duplicate_filename compare rules with each other, which
+# check_uniqueness does over the whole pack (titles case-insensitively) on every run, also for the rules whose
+# single-rule checks come from the cache; every validator left reads one rule.
+SKIPPED_VALIDATORS = {
+    "tlpv1_tag",
+    "tlpv2_tag",
+    "custom_attributes",
+    "number_as_string",
+    "identifier_uniqueness",
+    "duplicate_title",
+    "duplicate_filename",
+}
 
 
 def detection_keys(rule: RuleFile) -> list[tuple[tuple[str | int, ...], str]]:
@@ -303,21 +316,15 @@ def _issue_line(rule: RuleFile, issue: SigmaValidationIssue) -> int:
     return rule.line("detection")
 
 
-def run_pysigma_validators(parsed: dict[str, SigmaRule], rules: dict[str, RuleFile]) -> list[Finding]:
-    findings = []
-    validators = [cls() for name, cls in sorted(core_validators.items()) if name not in SKIPPED_VALIDATORS]
-    for name in sorted(parsed):
-        sigma_rule = parsed[name]
-        for validator in validators:
-            for issue in validator.validate(sigma_rule):
-                findings.append(_issue_finding(rules[name], issue))
-    for validator in validators:
-        for issue in validator.finalize():
-            for issue_rule in issue.rules:
-                match = next((n for n, r in parsed.items() if r is issue_rule), None)
-                if match:
-                    findings.append(_issue_finding(rules[match], issue))
-    return findings
+def pysigma_validators() -> list[SigmaRuleValidator]:
+    return [cls() for name, cls in sorted(core_validators.items()) if name not in SKIPPED_VALIDATORS]
+
+
+def run_pysigma_validators(
+    rule: RuleFile, sigma_rule: SigmaRule, validators: list[SigmaRuleValidator]
+) -> list[Finding]:
+    """The issues pySigma's validators find in one rule (none of them compares rules: SKIPPED_VALIDATORS)."""
+    return [_issue_finding(rule, i) for validator in validators for i in validator.validate(sigma_rule)]
 
 
 def _issue_finding(rule: RuleFile, issue: SigmaValidationIssue) -> Finding:
@@ -367,39 +374,77 @@ def check_uniqueness(rules: list[RuleFile]) -> list[Finding]:
     return findings
 
 
-def validate_rules(pack: Pack) -> tuple[list[Finding], dict[str, SigmaRule]]:
-    """All rule findings, and the pySigma rules of those that parsed cleanly (keyed by rule name)."""
-    validator = load_validator(pack.root / "schemas" / "sigma-rule.schema.json")
-    attack = load_attack()
-    findings: list[Finding] = []
-    parsed: dict[str, SigmaRule] = {}
-    for rule in pack.rules:
-        if rule.is_correlation:
-            continue  # validated by detpack.correlation, below
-        own = check_modifiers(rule)
-        modifier_lines = {f.line for f in own}
-        own += [
-            f
-            for f in schema_findings(validator, rule.data, rule.path, "schema", rule.doc.line_of)
-            if f.line not in modifier_lines
-        ]
-        own += check_location(rule, pack)
-        own += check_fields(rule, pack)
-        own += check_attack_tags(rule, attack)
-        own += check_regexes(rule)
-        own += check_detection_values(rule)
-        if not own:
-            sigma_rule, parse_findings = parse_with_pysigma(rule)
-            own += parse_findings
-            if sigma_rule is not None:
-                parsed[rule.name] = sigma_rule
-        findings += own
-    findings += check_uniqueness(pack.rules)
-    by_name = {r.name: r for r in pack.rules}
-    findings += run_pysigma_validators(parsed, by_name)
-    from detpack.correlation import check_rule_name, validate_correlations  # imports this module
+def single_rule_findings(
+    rule: RuleFile,
+    pack: Pack,
+    schema: Draft202012Validator,
+    attack: AttackSnapshot,
+    validators: list[SigmaRuleValidator],
+) -> tuple[list[Finding], bool]:
+    """Every check of a detection rule that reads the rule alone (and the pack's data sources, pipelines
+    and schemas), and whether pySigma parsed it: what detpack/result_cache.py may keep per file."""
+    from detpack.correlation import check_rule_name  # imports this module
+    from detpack.validate.cost import leading_wildcard_findings  # imports this module
 
-    findings += [f for rule in pack.rules if not rule.is_correlation for f in check_rule_name(rule)]
+    own = check_modifiers(rule)
+    modifier_lines = {f.line for f in own}
+    own += [
+        f
+        for f in schema_findings(schema, rule.data, rule.path, "schema", rule.doc.line_of)
+        if f.line not in modifier_lines
+    ]
+    own += check_location(rule, pack)
+    own += check_fields(rule, pack)
+    own += check_attack_tags(rule, attack)
+    own += check_regexes(rule)
+    own += check_detection_values(rule)
+    parsed = False
+    if not own:
+        sigma_rule, parse_findings = parse_with_pysigma(rule)
+        own += parse_findings
+        if sigma_rule is not None:
+            parsed = True
+            own += run_pysigma_validators(rule, sigma_rule, validators)
+            own += leading_wildcard_findings(pack, rule)
+    own += check_rule_name(rule)
+    return own, parsed
+
+
+def validate_rules(pack: Pack, cache: ResultCache | None = None) -> tuple[list[Finding], set[str]]:
+    """All rule findings, and the names of the detection rules pySigma parsed cleanly.
+
+    With a cache, a rule read from the same bytes as before (in the same context: see
+    detpack/result_cache.py) gets the findings of its single-rule checks from it."""
+    schema = load_validator(pack.root / "schemas" / "sigma-rule.schema.json")
+    attack = load_attack()
+    validators = pysigma_validators()
+    findings: list[Finding] = []
+    parsed: set[str] = set()
+    detection_rules = [r for r in pack.rules if not r.is_correlation]  # correlations: detpack.correlation
+    keys: dict[int, str] = {}
+    if cache is not None:
+        keys = {
+            index: cache.key("rule-checks", rule.path, rule.doc.digest)
+            for index, rule in enumerate(detection_rules)
+            if rule.doc.digest  # a document built in memory has no bytes to key it by
+        }
+    cached = cache.lookup(keys.values()) if cache is not None else {}
+    for index, rule in enumerate(detection_rules):
+        key = keys.get(index)
+        entry = cached.get(key) if key is not None else None
+        if entry is not None:
+            own = [finding_from_json(f) for f in entry["findings"]]
+            ok = bool(entry["parsed"])
+        else:
+            own, ok = single_rule_findings(rule, pack, schema, attack, validators)
+            if cache is not None and key is not None:
+                cache.add(key, {"findings": [finding_to_json(f) for f in own], "parsed": ok})
+        findings += own
+        if ok:
+            parsed.add(rule.name)
+    findings += check_uniqueness(pack.rules)
+    from detpack.correlation import validate_correlations  # imports this module
+
     findings += validate_correlations(pack)
     return findings, parsed
 

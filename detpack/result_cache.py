@@ -1,0 +1,193 @@
+"""A cache of what detpack computes from one content file, so that a run reads again only what changed.
+
+Loading and checking every file of a pack of 300 rules takes longer than running the engines over the
+fixtures (benchmarks/README.md): `detpack test --changed` after one changed rule would spend most of its
+time re-reading files nobody touched. Two things are cached per file, as JSON:
+
+- ``ads``: an ADS document as parsed (Markdown structure and front matter), see detpack/content/ads.py;
+- ``rule-checks``: the findings of every check of a detection rule that reads that rule alone (and
+  whether pySigma parsed it), see detpack/validate/rules.py;
+- ``ads-checks``: the findings of the checks of an ADS document that read it alone (its JSON Schema,
+  title and file name), see detpack/validate/ads.py.
+
+Checks across files (unique ids and titles, which ADS owns a rule, the fixtures an ADS names, coverage,
+correlations) always run.
+
+A key is the sha256 of the kind, the file's path and bytes, and the context: this format, Python's
+version, every file of the detpack package (code and its ATT&CK and field data), the pack's schemas/,
+datasources/ and pipelines/, and the versions of the libraries that parse and check. So a hit can only
+return what computing again would; any change to anything but the file itself is a miss for every file.
+Nothing is deserialised but JSON. Entries are only added; past MAX_ENTRIES the cache starts again.
+
+It lives in ``<pack>/.detpack-cache/results.sqlite3`` next to the conversion cache (ignored by git);
+``DETPACK_CACHE=0`` turns both off. A cache that cannot be used is reported once (`problem`) and the run
+computes everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from detpack.findings import relpath
+
+CACHE_DIR = ".detpack-cache"
+CACHE_FILE = "results.sqlite3"
+CACHE_VARIABLE = "DETPACK_CACHE"
+FORMAT = 1
+MAX_ENTRIES = 100_000
+SQLITE_TIMEOUT = 10.0
+DISTRIBUTIONS = (
+    "pysigma",
+    "pyyaml",
+    "jsonschema",
+    "referencing",
+    "markdown-it-py",
+    "mdit-py-plugins",
+)
+PACKAGE = Path(__file__).resolve().parent
+PACK_INPUTS = ("schemas", "datasources", "pipelines")
+
+
+def cache_disabled() -> bool:
+    return os.environ.get(CACHE_VARIABLE, "").strip().lower() in ("0", "off", "false", "no")
+
+
+def _tree_digest(digest: Any, root: Path, label: str) -> None:
+    if not root.is_dir():
+        digest.update(f"\0{label}: absent".encode())
+        return
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(f"\0{label}/{file.relative_to(root).as_posix()}\0".encode())
+        digest.update(file.read_bytes())
+
+
+@cache
+def _tool_digest() -> bytes:
+    digest = hashlib.sha256(f"detpack-result-cache {FORMAT}\0{sys.version_info[:3]}".encode())
+    _tree_digest(digest, PACKAGE, "detpack")
+    for name in DISTRIBUTIONS:
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = "absent"
+        digest.update(f"\0{name}={version}".encode())
+    return digest.digest()
+
+
+def context_fingerprint(root: Path) -> str:
+    """Everything but the file itself that a cached result depends on."""
+    digest = hashlib.sha256(_tool_digest())
+    for name in PACK_INPUTS:
+        _tree_digest(digest, root / name, name)
+    return digest.hexdigest()
+
+
+class ResultCache:
+    """JSON results by key in one SQLite file; reads and writes are batched."""
+
+    def __init__(self, path: Path, context: str) -> None:
+        self.path = path
+        self.context = context
+        self.problem = ""  # why the cache was not used (the run then computes everything)
+        self.hits = 0
+        self._pending: list[tuple[str, str]] = []
+
+    @classmethod
+    def for_pack(cls, root: Path) -> ResultCache | None:
+        """The pack's cache, or None when DETPACK_CACHE is 0, off, false or no."""
+        if cache_disabled():
+            return None
+        return cls(root / CACHE_DIR / CACHE_FILE, context_fingerprint(root))
+
+    def key(self, kind: str, path: str, content: str | bytes) -> str:
+        digest = hashlib.sha256(f"{self.context}\0{kind}\0{path}\0".encode("utf-8", "surrogatepass"))
+        digest.update(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()
+
+    def _shown(self) -> str:
+        return relpath(self.path, Path.cwd())
+
+    def _fix(self) -> str:
+        folder = relpath(self.path.parent, Path.cwd())
+        return (
+            f" (fix: delete {folder}/ or make it writable, or set {CACHE_VARIABLE}=0 to turn the cache off)"
+        )
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ignore = self.path.parent / ".gitignore"  # also outside this repository's own .gitignore
+        if not ignore.exists():
+            ignore.write_text("*\n", encoding="utf-8")
+        connection = sqlite3.connect(self.path, timeout=SQLITE_TIMEOUT)
+        connection.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        return connection
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, Any]:
+        wanted = sorted(set(keys))
+        if not wanted or self.problem:
+            return {}
+        found: dict[str, Any] = {}
+        try:
+            with contextlib.closing(self._connect()) as connection:
+                connection.execute("CREATE TEMP TABLE wanted (key TEXT PRIMARY KEY)")
+                connection.executemany("INSERT INTO wanted VALUES (?)", [(k,) for k in wanted])
+                rows = connection.execute(
+                    "SELECT r.key, r.value FROM results r JOIN wanted w ON r.key = w.key"
+                ).fetchall()
+            for key, value in rows:
+                found[key] = json.loads(value)
+        except (OSError, sqlite3.Error, ValueError) as exc:
+            self.problem = (
+                f"result cache {self._shown()} not used: {exc}; every file was read and checked{self._fix()}"
+            )
+            return {}
+        self.hits += len(found)
+        return found
+
+    def add(self, key: str, value: Any) -> None:
+        """Remember a result; `flush` writes them all in one transaction."""
+        self._pending.append((key, json.dumps(value, ensure_ascii=False, separators=(",", ":"))))
+
+    def flush(self) -> None:
+        rows, self._pending = self._pending, []
+        if not rows or self.problem:
+            return
+        try:
+            with contextlib.closing(self._connect()) as connection, connection:
+                (count,) = connection.execute("SELECT count(*) FROM results").fetchone()
+                if count + len(rows) > MAX_ENTRIES:
+                    connection.execute("DELETE FROM results")
+                connection.executemany("INSERT OR IGNORE INTO results VALUES (?, ?)", rows)
+        except (OSError, sqlite3.Error) as exc:
+            self.problem = f"result cache {self._shown()} not written: {exc}{self._fix()}"
+
+
+# --- YAML data as JSON, exactly: mapping keys keep their types and order --------------------------------
+
+
+def encode_data(value: Any) -> Any:
+    """YAML data (mappings with str/int/float/bool keys, lists, scalars) as JSON that decode_data restores
+    exactly: a mapping becomes {"m": [[key, value], ...]}, the only JSON object in the encoding."""
+    if isinstance(value, Mapping):
+        return {"m": [[key, encode_data(item)] for key, item in value.items()]}
+    if isinstance(value, list):
+        return [encode_data(item) for item in value]
+    return value
+
+
+def decode_data(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: decode_data(item) for key, item in value["m"]}
+    if isinstance(value, list):
+        return [decode_data(item) for item in value]
+    return value
