@@ -419,7 +419,15 @@ def prepare(pack: Pack, rule: RuleFile) -> tuple[Correlation | None, list[Findin
 
 
 def resolve_correlations(pack: Pack) -> tuple[dict[str, Correlation], list[Finding]]:
-    """Every correlation rule of the pack: the valid ones by name, and the findings of the others."""
+    """Every correlation rule of the pack: the valid ones by name, and the findings of the others.
+    Resolved once per loaded pack (selection, validation and replay all ask; pySigma parses each)."""
+    if "correlations" not in pack.derived:
+        pack.derived["correlations"] = _resolve_correlations(pack)
+    valid, findings = pack.derived["correlations"]
+    return dict(valid), list(findings)
+
+
+def _resolve_correlations(pack: Pack) -> tuple[dict[str, Correlation], list[Finding]]:
     valid: dict[str, Correlation] = {}
     findings: list[Finding] = []
     for rule in pack.rules:

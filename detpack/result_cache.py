@@ -8,7 +8,10 @@ time re-reading files nobody touched. Two things are cached per file, as JSON:
 - ``rule-checks``: the findings of every check of a detection rule that reads that rule alone (and
   whether pySigma parsed it), see detpack/validate/rules.py;
 - ``ads-checks``: the findings of the checks of an ADS document that read it alone (its JSON Schema,
-  title and file name), see detpack/validate/ads.py.
+  title and file name), see detpack/validate/ads.py;
+- ``yaml``: a rule file as parsed (data and the line of every key), see detpack/content/yamlfile.py;
+- ``expect-schema``: the JSON Schema findings of a fixture's expectation file, see
+  detpack/validate/fixtures.py.
 
 Checks across files (unique ids and titles, which ADS owns a rule, the fixtures an ADS names, coverage,
 correlations) always run.

@@ -415,7 +415,7 @@ def _recorded_benign_events(pack: Pack, ds: DataSource) -> list[FixtureEvent]:
 
 
 def placeholder_events(pack: Pack, ds: DataSource, today: datetime.date) -> PlaceholderEvents:
-    """A placeholder attack event and look-alike in the data source's native format.
+    """Placeholder events in the data source's native format: two attack variants and two look-alikes.
 
     Kubernetes audit, Docker events and Sysmon for Linux get events written for the purpose, marked with
     ``detpack-placeholder``. Other data sources get four copies of benign events already recorded for

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detpack.content import ads as ads_module
+from detpack.content import yamlfile
 from detpack.content.ads import ads_from_json, ads_to_json, load_ads
 from detpack.content.pack import load_pack
 from detpack.result_cache import CACHE_DIR, CACHE_FILE, ResultCache, decode_data, encode_data
@@ -64,7 +65,9 @@ def test_cached_runs_report_what_an_uncached_run_reports(
     assert cold.hits == 0 and not cold.problem
     assert (pack.root / CACHE_DIR / CACHE_FILE).is_file()
 
-    rules = sum(1 for r in load_pack(pack.root).rules if not r.is_correlation)
+    loaded = load_pack(pack.root)
+    rules = sum(1 for r in loaded.rules if not r.is_correlation)
+    expectations = sum(1 for f in loaded.fixtures if f.expect_doc is not None)
     documents = len(list((pack.root / "ads").glob("*.md")))
 
     def not_again(*_args: object, **_kwargs: object) -> Any:
@@ -73,10 +76,19 @@ def test_cached_runs_report_what_an_uncached_run_reports(
     monkeypatch.setattr(validate_rules_module, "single_rule_findings", not_again)
     monkeypatch.setattr(validate_ads_module, "check_structure", not_again)
     monkeypatch.setattr(ads_module, "parse_ads", not_again)
+    parse_yaml = yamlfile.parse_yaml
+
+    def parse_other_yaml(text: str, path: str, line_offset: int = 0) -> Any:
+        if path.startswith(("rules/", "tests/fixtures/")):  # data sources etc. are not cached
+            not_again()
+        return parse_yaml(text, path, line_offset)
+
+    monkeypatch.setattr(yamlfile, "parse_yaml", parse_other_yaml)
     warm = ResultCache.for_pack(pack.root)
     assert warm is not None
     second = _validate(pack.root, warm)
-    assert warm.hits == rules + 2 * documents  # rule checks; ADS parsed and ADS checks
+    # rule files parsed and, but for correlations, checked; ADS and expectation files parsed and checked
+    assert warm.hits == len(loaded.rules) + rules + 2 * documents + 2 * expectations
     assert first.findings == uncached.findings == second.findings
     assert first.parsed == uncached.parsed == second.parsed
 

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from detpack.content.datasources import DataSource
-from detpack.content.yamlfile import YamlDocument, load_yaml
+from detpack.content.yamlfile import YamlDocument, load_yaml, load_yaml_files
 from detpack.findings import ContentError, Finding, relpath
 from detpack.ingest.auditd import AUDITD_FORMAT, auditd_event, group_auditd_lines
 from detpack.ingest.native import MAX_EVENT_BYTES, NativeFormatError, parse_native
 from detpack.ingest.reference import View, reference_view
+from detpack.result_cache import ResultCache
 
 FIXTURE_SUFFIXES = {"json_lines": ".jsonl", "sysmon_linux_syslog": ".log", AUDITD_FORMAT: ".log"}
 MAX_FIXTURE_BYTES = 4 * 1024 * 1024
@@ -58,7 +59,7 @@ class FixtureFile:
 
 
 def _read_expectations(
-    file: Path, shown: str
+    file: Path, shown: str, preloaded: dict[str, YamlDocument | ContentError]
 ) -> tuple[YamlDocument | None, list[Expectation], list[Finding]]:
     findings: list[Finding] = []
     if not file.exists():
@@ -75,17 +76,31 @@ def _read_expectations(
                 )
             ],
         )
+    loaded = preloaded[shown] if shown in preloaded else _load_one(file, shown)
+    if isinstance(loaded, ContentError):
+        return None, [], loaded.findings
+    return loaded, [], findings
+
+
+def _load_one(file: Path, shown: str) -> YamlDocument | ContentError:
     try:
-        doc = load_yaml(file, shown)
+        return load_yaml(file, shown)
     except ContentError as exc:
-        return None, [], exc.findings
-    return doc, [], findings
+        return exc
 
 
-def load_fixtures(root: Path, datasources: dict[str, DataSource]) -> tuple[list[FixtureFile], list[Finding]]:
+def load_fixtures(
+    root: Path, datasources: dict[str, DataSource], cache: ResultCache | None = None
+) -> tuple[list[FixtureFile], list[Finding]]:
+    """Every fixture and its expectations (with a cache, expectation files read before from the same bytes
+    come from it)."""
     fixtures: list[FixtureFile] = []
     findings: list[Finding] = []
     base = root / "tests" / "fixtures"
+    expect_files = sorted((f, relpath(f, root)) for f in base.rglob("*.expect.yml") if f.is_file())
+    preloaded = {
+        shown: doc for (_, shown), doc in zip(expect_files, load_yaml_files(expect_files, cache), strict=True)
+    }
     for file in sorted(base.rglob("*")) if base.exists() else []:
         if file.is_dir():
             continue
@@ -180,7 +195,7 @@ def load_fixtures(root: Path, datasources: dict[str, DataSource]) -> tuple[list[
                 continue
             view = reference_view(ds.fixture_format, native)
             fixture.events.append(FixtureEvent(shown, number, line, native, view, ds.in_scope(view)))
-        doc, _, expect_findings = _read_expectations(expect_file, fixture.expect_path)
+        doc, _, expect_findings = _read_expectations(expect_file, fixture.expect_path, preloaded)
         findings.extend(expect_findings)
         fixture.expect_doc = doc
         fixtures.append(fixture)

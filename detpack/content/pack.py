@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from detpack.content.ads import AdsDocument, load_ads
 from detpack.content.datasources import DataSource, datasource_for_logsource, load_datasources
@@ -22,6 +23,9 @@ class Pack:
     ads: list[AdsDocument]
     fixtures: list[FixtureFile]
     load_findings: list[Finding] = field(default_factory=list)
+    # What commands derive from the loaded content more than once (the correlations, resolved), by name.
+    # Not copied by dataclasses.replace: a view with other fixtures derives its own.
+    derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def rule_by_name(self, name: str) -> RuleFile | None:
         return self._rules_by_name.get(name)
@@ -49,9 +53,9 @@ def load_pack(root: Path, cache: ResultCache | None = None) -> Pack:
     """Load everything; content problems become findings, never exceptions (except unusable data sources).
     With a cache, ADS documents parsed before from the same bytes are taken from it."""
     datasources = load_datasources(root)
-    rules, rule_findings = load_rules(root)
+    rules, rule_findings = load_rules(root, cache)
     ads, ads_findings = load_ads(root, cache)
-    fixtures, fixture_findings = load_fixtures(root, datasources)
+    fixtures, fixture_findings = load_fixtures(root, datasources, cache)
     if cache is not None:
         cache.flush()
     return Pack(root, datasources, rules, ads, fixtures, [*rule_findings, *ads_findings, *fixture_findings])

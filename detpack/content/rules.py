@@ -7,8 +7,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from detpack.content.yamlfile import YamlDocument, load_yaml
+from detpack.content.yamlfile import YamlDocument, load_yaml_files
 from detpack.findings import ContentError, Finding, relpath
+from detpack.result_cache import ResultCache
 
 
 @dataclass
@@ -75,11 +76,12 @@ class RuleFile:
         return self.doc.line_of(json_path)
 
 
-def load_rules(root: Path) -> tuple[list[RuleFile], list[Finding]]:
+def load_rules(root: Path, cache: ResultCache | None = None) -> tuple[list[RuleFile], list[Finding]]:
+    """Every rule file under rules/ (with a cache, those read before from the same bytes come from it)."""
     rules: list[RuleFile] = []
     findings: list[Finding] = []
-    rules_dir = root / "rules"
-    for file in sorted(rules_dir.rglob("*")):
+    files: list[tuple[Path, str]] = []
+    for file in sorted((root / "rules").rglob("*")):
         if file.is_dir():
             continue
         shown = relpath(file, root)
@@ -94,10 +96,10 @@ def load_rules(root: Path) -> tuple[list[RuleFile], list[Finding]]:
                 )
             )
             continue
-        try:
-            doc = load_yaml(file, shown)
-        except ContentError as exc:
-            findings.extend(exc.findings)
+        files.append((file, shown))
+    for (_, shown), doc in zip(files, load_yaml_files(files, cache), strict=True):
+        if isinstance(doc, ContentError):
+            findings.extend(doc.findings)
             continue
         if not isinstance(doc.data, dict):
             findings.append(

@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - libyaml is part of the PyYAML wheels
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 from detpack.findings import ContentError, Finding
-from detpack.result_cache import decode_data, encode_data
+from detpack.result_cache import ResultCache, decode_data, encode_data
 
 MAX_FILE_BYTES = 512 * 1024
 MAX_DEPTH = 64
@@ -53,12 +53,13 @@ class YamlDocument:
 
     def to_json(self) -> dict[str, Any]:
         """For detpack/result_cache.py: data and lines, restored exactly by from_json."""
-        return {"data": encode_data(self.data), "lines": [[list(k), v] for k, v in self.lines.items()]}
+        lines = [[list(k), v] for k, v in self.lines.items()]
+        return {"data": encode_data(self.data), "lines": lines, "digest": self.digest}
 
     @classmethod
     def from_json(cls, path: str, value: dict[str, Any]) -> YamlDocument:
         lines = {tuple(k): int(v) for k, v in value["lines"]}
-        return cls(path, decode_data(value["data"]), lines)
+        return cls(path, decode_data(value["data"]), lines, digest=str(value["digest"]))
 
 
 def _fail(path: str, line: int, message: str, fix: str) -> ContentError:
@@ -145,7 +146,8 @@ def _check_depth(text: str, path: str, line_offset: int) -> None:
         loader.dispose()
 
 
-def load_yaml(file: Path, shown_path: str) -> YamlDocument:
+def read_yaml_text(file: Path, shown_path: str) -> str:
+    """The text of a YAML file, within the size limit and in UTF-8, or ContentError."""
     try:
         size = file.stat().st_size
     except OSError as exc:
@@ -153,10 +155,47 @@ def load_yaml(file: Path, shown_path: str) -> YamlDocument:
     if size > MAX_FILE_BYTES:
         raise _fail(shown_path, 0, f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit", "trim it")
     try:
-        text = file.read_text(encoding="utf-8")
+        return file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise _fail(shown_path, 0, f"file is not UTF-8 ({exc.reason})", "save the file as UTF-8") from None
-    return parse_yaml(text, shown_path)
+
+
+def load_yaml(file: Path, shown_path: str) -> YamlDocument:
+    return parse_yaml(read_yaml_text(file, shown_path), shown_path)
+
+
+def load_yaml_files(
+    files: list[tuple[Path, str]], cache: ResultCache | None = None
+) -> list[YamlDocument | ContentError]:
+    """load_yaml for each (file, shown path), in order. With a cache, a document parsed before from the same
+    bytes comes from it (detpack/result_cache.py); what failed to load is never cached."""
+    texts: list[str | ContentError] = []
+    for file, shown in files:
+        try:
+            texts.append(read_yaml_text(file, shown))
+        except ContentError as exc:
+            texts.append(exc)
+    keys = [
+        cache.key("yaml", shown, text) if cache is not None and isinstance(text, str) else ""
+        for (_, shown), text in zip(files, texts, strict=True)
+    ]
+    cached = cache.lookup(k for k in keys if k) if cache is not None else {}
+    loaded: list[YamlDocument | ContentError] = []
+    for (_, shown), text, key in zip(files, texts, keys, strict=True):
+        if isinstance(text, ContentError):
+            loaded.append(text)
+        elif key in cached:
+            loaded.append(YamlDocument.from_json(shown, cached[key]))
+        else:
+            try:
+                doc = parse_yaml(text, shown)
+            except ContentError as exc:
+                loaded.append(exc)
+                continue
+            loaded.append(doc)
+            if cache is not None:
+                cache.add(key, doc.to_json())
+    return loaded
 
 
 _scalar_constructor = yaml.SafeLoader("")

@@ -6,7 +6,8 @@ from collections import Counter
 
 from detpack.content.fixtures import bind_expectations
 from detpack.content.pack import Pack
-from detpack.findings import Finding
+from detpack.findings import Finding, finding_from_json, finding_to_json
+from detpack.result_cache import ResultCache
 from detpack.validate.schema import load_validator, schema_findings
 
 # Every rule is proven by at least two attack variants and two benign look-alikes (docs/formats.md).
@@ -14,7 +15,9 @@ MIN_ATTACK_VARIANTS = 2
 MIN_LOOKALIKES = 2
 
 
-def validate_fixtures(pack: Pack) -> list[Finding]:
+def validate_fixtures(pack: Pack, cache: ResultCache | None = None) -> list[Finding]:
+    """Every fixture check; with a cache, the JSON Schema check of an expectation file read before from the
+    same bytes (it reads that file alone) comes from it."""
     from detpack.correlation import building_blocks
 
     validator = load_validator(pack.root / "schemas" / "fixture-expectations.schema.json")
@@ -23,11 +26,23 @@ def validate_fixtures(pack: Pack) -> list[Finding]:
     findings: list[Finding] = []
     attacked: Counter[str] = Counter()  # rule -> attack events that must fire it
     imitated: Counter[str] = Counter()  # rule -> benign look-alikes of it
+    keys = {
+        fixture.expect_path: cache.key("expect-schema", fixture.expect_path, fixture.expect_doc.digest)
+        for fixture in pack.fixtures
+        if cache is not None and fixture.expect_doc is not None and fixture.expect_doc.digest
+    }
+    cached = cache.lookup(keys.values()) if cache is not None else {}
     for fixture in pack.fixtures:
         doc = fixture.expect_doc
         if doc is None:
             continue
-        errors = schema_findings(validator, doc.data, fixture.expect_path, "expect-schema", doc.line_of)
+        key = keys.get(fixture.expect_path)
+        if key is not None and key in cached:
+            errors = [finding_from_json(f) for f in cached[key]]
+        else:
+            errors = schema_findings(validator, doc.data, fixture.expect_path, "expect-schema", doc.line_of)
+            if cache is not None and key is not None:
+                cache.add(key, [finding_to_json(f) for f in errors])
         findings += errors
         if errors:
             continue

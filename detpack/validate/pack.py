@@ -29,7 +29,7 @@ def validate_pack(pack: Pack, cache: ResultCache | None = None) -> ValidationRes
     before from the same bytes are not run again; the checks across files always run."""
     configure_offline()  # pySigma's ATT&CK validator would otherwise download MITRE data
     rule_findings, parsed = validate_rules(pack, cache)
-    fixture_findings = validate_fixtures(pack)  # binds expectations, which the ADS checks read
+    fixture_findings = validate_fixtures(pack, cache)  # binds expectations, which the ADS checks read
     ads_findings = validate_ads(pack, cache)
     if cache is not None:
         cache.flush()
