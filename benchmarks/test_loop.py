@@ -4,8 +4,8 @@
 
 For each entry of --copies, a pack with every rule of this pack in that many copies (1: the pack itself,
 5: about 300 rules, 49: about 3,000; benchmarks/synthetic.py) is written to a temporary git repository and
-committed on `main`. The conversion cache is filled as an earlier `detpack test` on main would have left
-it. Then, each in a fresh `detpack test -q --changed` process, as a developer would run it:
+committed on `main`. The caches (results and conversions) are filled as an earlier `detpack test` on main
+would have left them. Then, each in a fresh `detpack test -q --changed` process, as a developer would run it:
 
 - rule: one rule file changed (its level): that rule converts again and runs over every fixture;
 - rule+fixture: the same rule and one fixture of its data source (a note in the expectations) changed:
