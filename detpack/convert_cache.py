@@ -21,28 +21,23 @@ why, and `detpack test` prints it as a note).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import sqlite3
 import sys
 from dataclasses import dataclass
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import detpack
 from detpack import convert
+from detpack.cache_file import CACHE_DIR, CacheFile, cache_disabled, installed_versions
 from detpack.convert import Query, Target
-from detpack.findings import Finding, relpath
+from detpack.findings import Finding
 
-CACHE_DIR = ".detpack-cache"
 CACHE_FILE = "convert.sqlite3"
-CACHE_VARIABLE = "DETPACK_CACHE"
 FORMAT = 1
 MAX_ENTRIES = 200_000  # past this the cache starts again empty (50 packs of 1,000 rules x 4 targets)
-SQLITE_TIMEOUT = 10.0  # seconds to wait for another detpack process writing the same cache
 DISTRIBUTIONS = ("pysigma", "pysigma-backend-splunk", "pysigma-backend-elasticsearch")
 QUERY, FINDING = "query", "finding"
 
@@ -65,12 +60,7 @@ def tool_fingerprint() -> str:
     digest = hashlib.sha256(f"detpack-convert-cache {FORMAT}\0{sys.version_info[:3]}\0".encode())
     digest.update(f"{detpack.__version__}\0".encode())
     digest.update(Path(convert.__file__).read_bytes())
-    for name in DISTRIBUTIONS:
-        try:
-            version = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            version = "absent"
-        digest.update(f"\0{name}={version}".encode())
+    digest.update(f"\0{installed_versions(DISTRIBUTIONS)}".encode())
     return digest.hexdigest()
 
 
@@ -79,6 +69,7 @@ class ConvertCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.file = CacheFile(path, ("kind", "text", "fix"), MAX_ENTRIES)
         self.problem = ""  # why the cache was not used or written, and what that meant for the run
         self.hits = 0
         self.stored = 0
@@ -86,7 +77,7 @@ class ConvertCache:
     @classmethod
     def for_pack(cls, root: Path) -> ConvertCache | None:
         """The pack's cache, or None when DETPACK_CACHE is 0, off, false or no."""
-        if os.environ.get(CACHE_VARIABLE, "").strip().lower() in ("0", "off", "false", "no"):
+        if cache_disabled():
             return None
         return cls(root / CACHE_DIR / CACHE_FILE)
 
@@ -96,47 +87,20 @@ class ConvertCache:
         digest.update(repr(data).encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
 
-    def _shown(self) -> str:
-        """The cache file as the user can find it: relative to the current folder when inside it."""
-        return relpath(self.path, Path.cwd())
-
-    def _fix(self) -> str:
-        folder = relpath(self.path.parent, Path.cwd())
-        return (
-            f" (fix: delete {folder}/ or make it writable, or set {CACHE_VARIABLE}=0 to turn the cache off)"
-        )
-
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        ignore = self.path.parent / ".gitignore"  # also outside this repository's own .gitignore
-        if not ignore.exists():
-            ignore.write_text("*\n", encoding="utf-8")
-        connection = sqlite3.connect(self.path, timeout=SQLITE_TIMEOUT)
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, kind TEXT NOT NULL, "
-            "text TEXT NOT NULL, fix TEXT NOT NULL)"
-        )
-        return connection
-
     def lookup(self, keys: set[str]) -> dict[str, Entry]:
         if not keys:
             return {}
-        found: dict[str, Entry] = {}
         try:
-            with contextlib.closing(self._connect()) as connection:
-                connection.execute("CREATE TEMP TABLE wanted (key TEXT PRIMARY KEY)")
-                connection.executemany("INSERT INTO wanted VALUES (?)", [(k,) for k in keys])
-                rows = connection.execute(
-                    "SELECT e.key, e.kind, e.text, e.fix FROM entries e JOIN wanted w ON e.key = w.key"
-                )
-                for key, kind, text, fix in rows:
-                    if kind in (QUERY, FINDING):
-                        found[key] = Entry(kind, text, fix)
+            rows = self.file.read(keys)
         except (OSError, sqlite3.Error) as exc:
             self.problem = (
-                f"conversion cache {self._shown()} not used: {exc}; every rule was converted{self._fix()}"
+                f"conversion cache {self.file.shown()} not used: {exc}; every rule was converted"
+                f"{self.file.fix()}"
             )
             return {}
+        found = {
+            key: Entry(kind, text, fix) for key, (kind, text, fix) in rows.items() if kind in (QUERY, FINDING)
+        }
         self.hits += len(found)
         return found
 
@@ -148,15 +112,11 @@ class ConvertCache:
             for key, r in results.items()
         ]
         try:
-            with contextlib.closing(self._connect()) as connection, connection:
-                (count,) = connection.execute("SELECT count(*) FROM entries").fetchone()
-                if count + len(rows) > MAX_ENTRIES:
-                    connection.execute("DELETE FROM entries")
-                connection.executemany("INSERT OR IGNORE INTO entries VALUES (?, ?, ?, ?)", rows)
+            self.file.write(rows)
         except (OSError, sqlite3.Error) as exc:
             self.problem = (
-                f"conversion cache {self._shown()} not written: {exc}; "
-                f"the rules converted in this run will be converted again next time{self._fix()}"
+                f"conversion cache {self.file.shown()} not written: {exc}; "
+                f"the rules converted in this run will be converted again next time{self.file.fix()}"
             )
             return
         self.stored += len(rows)

@@ -29,26 +29,20 @@ computes everything.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import sqlite3
 import sys
 from collections.abc import Iterable, Mapping
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from detpack.findings import relpath
+from detpack.cache_file import CACHE_DIR, CacheFile, cache_disabled, installed_versions
 
-CACHE_DIR = ".detpack-cache"
 CACHE_FILE = "results.sqlite3"
-CACHE_VARIABLE = "DETPACK_CACHE"
 FORMAT = 1
-MAX_ENTRIES = 100_000
-SQLITE_TIMEOUT = 10.0
+MAX_ENTRIES = 100_000  # past this the cache starts again empty
 DISTRIBUTIONS = (
     "pysigma",
     "pyyaml",
@@ -59,10 +53,6 @@ DISTRIBUTIONS = (
 )
 PACKAGE = Path(__file__).resolve().parent
 PACK_INPUTS = ("schemas", "datasources", "pipelines")
-
-
-def cache_disabled() -> bool:
-    return os.environ.get(CACHE_VARIABLE, "").strip().lower() in ("0", "off", "false", "no")
 
 
 def _tree_digest(digest: Any, root: Path, label: str) -> None:
@@ -78,12 +68,7 @@ def _tree_digest(digest: Any, root: Path, label: str) -> None:
 def _tool_digest() -> bytes:
     digest = hashlib.sha256(f"detpack-result-cache {FORMAT}\0{sys.version_info[:3]}".encode())
     _tree_digest(digest, PACKAGE, "detpack")
-    for name in DISTRIBUTIONS:
-        try:
-            version = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            version = "absent"
-        digest.update(f"\0{name}={version}".encode())
+    digest.update(f"\0{installed_versions(DISTRIBUTIONS)}".encode())
     return digest.digest()
 
 
@@ -100,6 +85,7 @@ class ResultCache:
 
     def __init__(self, path: Path, context: str) -> None:
         self.path = path
+        self.file = CacheFile(path, ("value",), MAX_ENTRIES)
         self.context = context
         self.problem = ""  # why the cache was not used (the run then computes everything)
         self.hits = 0
@@ -117,41 +103,15 @@ class ResultCache:
         digest.update(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
 
-    def _shown(self) -> str:
-        return relpath(self.path, Path.cwd())
-
-    def _fix(self) -> str:
-        folder = relpath(self.path.parent, Path.cwd())
-        return (
-            f" (fix: delete {folder}/ or make it writable, or set {CACHE_VARIABLE}=0 to turn the cache off)"
-        )
-
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        ignore = self.path.parent / ".gitignore"  # also outside this repository's own .gitignore
-        if not ignore.exists():
-            ignore.write_text("*\n", encoding="utf-8")
-        connection = sqlite3.connect(self.path, timeout=SQLITE_TIMEOUT)
-        connection.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        return connection
-
     def lookup(self, keys: Iterable[str]) -> dict[str, Any]:
-        wanted = sorted(set(keys))
-        if not wanted or self.problem:
+        if self.problem:
             return {}
-        found: dict[str, Any] = {}
         try:
-            with contextlib.closing(self._connect()) as connection:
-                connection.execute("CREATE TEMP TABLE wanted (key TEXT PRIMARY KEY)")
-                connection.executemany("INSERT INTO wanted VALUES (?)", [(k,) for k in wanted])
-                rows = connection.execute(
-                    "SELECT r.key, r.value FROM results r JOIN wanted w ON r.key = w.key"
-                ).fetchall()
-            for key, value in rows:
-                found[key] = json.loads(value)
+            found = {key: json.loads(value) for key, (value,) in self.file.read(keys).items()}
         except (OSError, sqlite3.Error, ValueError) as exc:
             self.problem = (
-                f"result cache {self._shown()} not used: {exc}; every file was read and checked{self._fix()}"
+                f"result cache {self.file.shown()} not used: {exc}; every file was read and checked"
+                f"{self.file.fix()}"
             )
             return {}
         self.hits += len(found)
@@ -166,13 +126,9 @@ class ResultCache:
         if not rows or self.problem:
             return
         try:
-            with contextlib.closing(self._connect()) as connection, connection:
-                (count,) = connection.execute("SELECT count(*) FROM results").fetchone()
-                if count + len(rows) > MAX_ENTRIES:
-                    connection.execute("DELETE FROM results")
-                connection.executemany("INSERT OR IGNORE INTO results VALUES (?, ?)", rows)
+            self.file.write(rows)
         except (OSError, sqlite3.Error) as exc:
-            self.problem = f"result cache {self._shown()} not written: {exc}{self._fix()}"
+            self.problem = f"result cache {self.file.shown()} not written: {exc}{self.file.fix()}"
 
 
 # --- YAML data as JSON, exactly: mapping keys keep their types and order --------------------------------

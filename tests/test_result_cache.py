@@ -158,7 +158,7 @@ def test_a_foreign_value_under_a_key_is_refused_as_unusable(tmp_path: Path) -> N
     assert cache is not None
     _validate(pack.root, cache)
     with sqlite3.connect(pack.root / CACHE_DIR / CACHE_FILE) as connection:
-        connection.execute("UPDATE results SET value = ?", (b"\x80\x04\x95cos\nsystem\n".decode("latin-1"),))
+        connection.execute("UPDATE entries SET value = ?", (b"\x80\x04\x95cos\nsystem\n".decode("latin-1"),))
     again = ResultCache.for_pack(pack.root)
     assert again is not None
     assert _validate(pack.root, again).findings == _validate(pack.root, None).findings
