@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from detpack import convert
+from detpack.cache_file import CACHE_DIR
 from detpack.content.pack import Pack, load_pack
 from detpack.content.rules import RuleFile
 from detpack.content.yamlfile import parse_yaml
 from detpack.convert import TARGETS, _load_family, convert_pack
-from detpack.convert_cache import CACHE_DIR, CACHE_FILE, ConvertCache
+from detpack.convert_cache import CACHE_FILE, ConvertCache
 from detpack.correlation import building_blocks
 from detpack.findings import Finding
 from tests.conftest import PackCopy, copy_pack

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detpack.cache_file import CACHE_DIR
 from detpack.content import ads as ads_module
 from detpack.content import yamlfile
 from detpack.content.ads import ads_from_json, ads_to_json, load_ads
 from detpack.content.pack import load_pack
-from detpack.result_cache import CACHE_DIR, CACHE_FILE, ResultCache, decode_data, encode_data
+from detpack.result_cache import CACHE_FILE, ResultCache, decode_data, encode_data
 from detpack.validate import ads as validate_ads_module
 from detpack.validate import rules as validate_rules_module
 from detpack.validate.pack import ValidationResult, validate_pack
