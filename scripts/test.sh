@@ -14,5 +14,5 @@ python3 -m venv .venv-appinspect
 .venv-appinspect/bin/pip install -q splunk-appinspect==4.3.1
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy detpack scripts
+.venv/bin/mypy detpack scripts tests benchmarks
 .venv/bin/pytest -q

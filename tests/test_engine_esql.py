@@ -198,7 +198,7 @@ def test_to_lower_keeps_every_value() -> None:
 def test_keyword_duplicates_and_array_nulls_do_not_make_a_field_multivalued() -> None:
     # [MV] "Some field types, like keyword remove duplicate values on write" and "null values in a list are
     # not preserved at the storage layer"; "other types, like long don't remove duplicates".
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"user": {"name": ["root", "root"]}, "process": {"pid": [7, 7]}},
         {"user": {"name": ["root", None]}, "process": {"pid": [7, None]}},
         {"user": {"name": []}},
@@ -299,7 +299,7 @@ def test_string_literal_escapes_and_triple_quotes() -> None:
 def test_backquoted_field_names_and_dynamic_template_fields() -> None:
     # The Kubernetes integration maps `kubernetes.audit.annotations.*` with a dynamic template (text); a
     # back-quoted identifier is one name, slash and dots included. [LIMITS] text: whole value, exact case.
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"kubernetes": {"audit": {"annotations": {"authorization_k8s_io/decision": "allow"}}}},
         {"kubernetes": {"audit": {"annotations": {"authorization_k8s_io/decision": "forbid"}}}},
         {"kubernetes": {"audit": {"verb": "get"}}},
@@ -313,7 +313,7 @@ def test_backquoted_field_names_and_dynamic_template_fields() -> None:
 
 def test_numbers_booleans_and_ordering() -> None:
     # [COERCE] "42" is indexed as the long 42; boolean fields take "false"; [NULL] comparisons are typed.
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"process": {"pid": 1, "interactive": True}, "destination": {"port": 22}},
         {"process": {"pid": "42", "interactive": "false"}, "destination": {"port": 8080}},  # coerced on index
         {"process": {"pid": -5}},
@@ -331,7 +331,7 @@ def test_numbers_booleans_and_ordering() -> None:
 def test_ip_fields_compare_as_addresses() -> None:
     # [CAST] string literals are implicitly cast to ip; Elasticsearch stores IPv4 as IPv4-mapped IPv6, so
     # ::ffff:10.1.2.3 is 10.1.2.3. [CIDR] cidr_match is true when any block contains the address.
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"destination": {"ip": "10.1.2.3"}},
         {"destination": {"ip": "::ffff:10.1.2.3"}},
         {"destination": {"ip": "192.168.7.1"}},
@@ -350,7 +350,7 @@ def test_ip_fields_compare_as_addresses() -> None:
 def test_dates_compare_as_instants() -> None:
     # [CAST] a string literal compared with a date is cast to a date; Elasticsearch's default date format
     # is strict_date_optional_time||epoch_millis, and it stores UTC instants.
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"@timestamp": "2025-03-01T10:00:00.000Z"},
         {"@timestamp": "2025-03-01T12:00:00+02:00"},  # the same instant
         {"@timestamp": 1740826800000},  # epoch millis: 2025-03-01T11:00:00Z
@@ -384,7 +384,7 @@ def test_object_fields_map_their_subfields_on_first_sight() -> None:
     # boolean, integer -> long, double -> float, a date-looking string -> date, other strings -> text with a
     # keyword sub-field). A field seen in no document is no column [VERIFY].
     fields = {"winlog.event_data": "object(keyword)", "user.name": "keyword", "*": "object"}
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"winlog": {"event_data": {"LogonId": 5, "User": "root"}}, "labels": {"n": 3, "up": True}},
         {"labels": {"n": 7, "since": "2025-03-01T10:00:00Z", "team": "blue"}},
     ]

@@ -156,7 +156,10 @@ def test_text_multi_field_is_indexed_from_its_parent(engine: LuceneEngine) -> No
 
 def test_phrase_does_not_match_across_array_values(engine: LuceneEngine) -> None:
     # [GAP] text arrays have a position gap of 100 between values, so phrases do not span two values.
-    docs = [{"message": ["John Abraham", "Lincoln Smith"]}, {"message": "Abraham Lincoln"}]
+    docs: list[dict[str, Any]] = [
+        {"message": ["John Abraham", "Lincoln Smith"]},
+        {"message": "Abraham Lincoln"},
+    ]
     assert run(engine, 'message:"abraham lincoln"', docs) == {1}
     assert run(engine, "message:lincoln", docs) == {0, 1}
 
@@ -192,7 +195,11 @@ def test_numbers_are_compared_as_numbers(engine: LuceneEngine) -> None:
 
 def test_boolean_fields_take_true_and_false(engine: LuceneEngine) -> None:
     # [BOOLEAN] accepts true/false and the strings "true"/"false" ("" is false); other values are errors.
-    docs = [{"container": {"privileged": True}}, {"container": {"privileged": "false"}}, {"container": {}}]
+    docs: list[dict[str, Any]] = [
+        {"container": {"privileged": True}},
+        {"container": {"privileged": "false"}},
+        {"container": {}},
+    ]
     assert run(engine, "container.privileged:true", docs) == {0}
     assert run(engine, "container.privileged:false", docs) == {1}
     assert run(engine, "NOT container.privileged:true", docs) == {1, 2}
@@ -264,7 +271,7 @@ def test_open_objects_map_their_sub_fields(engine: LuceneEngine) -> None:
     # An integration's `object_type: keyword` maps every sub-field as a keyword (a dynamic template, [KEYWORD]
     # semantics); a plain `object` maps new sub-fields dynamically by their JSON value (string: keyword,
     # integer: long). Either way a sub-field is part of the mapping, so naming one is not an error.
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"kubernetes": {"audit": {"user": {"extra": {"scopes": ["Read", "write"]}}}}},
         {"docker": {"container": {"labels": {"app": "web", "replicas": 3}}}},
         {"winlog": {"event_data": {"Image": "/usr/bin/docker", "ProcessId": 42}}},
@@ -316,7 +323,7 @@ def test_boolean_operators_do_not_follow_usual_precedence(engine: LuceneEngine) 
 def test_exists_and_not_exists(engine: LuceneEngine) -> None:
     # [QS] `_exists_:title`: the field has any non-null value; [EXISTS] "" and [null, "x"] exist, null, [] and
     # [null] do not; an object exists when any sub-field does.
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"user": {"name": "root"}},
         {"user": {"name": ""}},
         {"user": {"name": None}},
@@ -336,7 +343,12 @@ def test_exists_and_not_exists(engine: LuceneEngine) -> None:
 def test_field_star_is_an_exists_query(engine: LuceneEngine) -> None:
     # [QS] warning under "Wildcards": `field:*` is rewritten to an exists query, so it matches "" but not a
     # missing or null field; `*:*` matches everything.
-    docs = [{"user": {"name": "root"}}, {"user": {"name": ""}}, {"user": {"name": None}}, {}]
+    docs: list[dict[str, Any]] = [
+        {"user": {"name": "root"}},
+        {"user": {"name": ""}},
+        {"user": {"name": None}},
+        {},
+    ]
     assert run(engine, "user.name:*", docs) == {0, 1}
     assert run(engine, "NOT user.name:*", docs) == {2, 3}
     assert run(engine, "*:*", docs) == {0, 1, 2, 3}
@@ -364,7 +376,7 @@ def test_bracket_ranges_with_open_ends(engine: LuceneEngine) -> None:
     assert run(engine, "process.pid:[* TO 5}", docs) == {0}
     assert run(engine, "process.pid:{1 TO 10]", docs) == {1, 2}
     assert run(engine, "process.pid:[1.5 TO 9.5]", docs) == {1}  # long bounds round inwards
-    floats = [{"event": {"risk_score": 47.5}}, {"event": {"risk_score": 73}}]
+    floats: list[dict[str, Any]] = [{"event": {"risk_score": 47.5}}, {"event": {"risk_score": 73}}]
     assert run(engine, "event.risk_score:[47.5 TO 73}", floats) == {0}
     names = [{"user": {"name": n}} for n in ["alice", "bob", "mallory", "Zed"]]
     assert run(engine, "user.name:[b TO m]", names) == {1}  # "mallory" > "m"; "Zed" < "a" (upper case)
@@ -423,7 +435,7 @@ def test_angle_brackets_cannot_be_escaped(engine: LuceneEngine) -> None:
 def test_unfielded_terms_search_every_field_leniently(engine: LuceneEngine) -> None:
     # [QS] default_field `*` (index.query.default_field) searches all eligible fields; fields that cannot
     # take the value (a long for "evil") are skipped, not errors.
-    docs = [
+    docs: list[dict[str, Any]] = [
         {"process": {"command_line": "run evil tool", "pid": 42}},
         {"message": "an EVIL thing"},
         {"user": {"name": "bob"}},
@@ -471,7 +483,7 @@ def test_object_arrays_are_flattened_per_leaf(engine: LuceneEngine) -> None:
             }
         }
     }
-    docs = [pod, {"kubernetes": {"audit": {"objectRef": {"resource": "pods"}}}}]
+    docs: list[dict[str, Any]] = [pod, {"kubernetes": {"audit": {"objectRef": {"resource": "pods"}}}}]
     assert run(engine, f"{spec}.securityContext.privileged:true", docs) == {0}
     assert run(engine, f"{spec}.name:app AND {spec}.image:alpine", docs) == {0}  # across elements
     assert run(engine, f"NOT {spec}.securityContext.privileged:false", docs) == {1}

@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import yaml
 from sigma.backends.elasticsearch.elasticsearch_lucene import LuceneBackend
 from sigma.collection import SigmaCollection
-from sigma.correlations import SigmaCorrelationRule
+from sigma.correlations import SigmaCorrelationCondition, SigmaCorrelationRule
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaDetection, SigmaRule
 
@@ -236,9 +237,12 @@ def _correlation_fields(collection: SigmaCollection, pipeline: ProcessingPipelin
     correlation = collection.rules[-1]
     assert isinstance(correlation, SigmaCorrelationRule), correlation
     copy.deepcopy(pipeline).apply(correlation)  # maps group-by and condition fields in place
+    condition = correlation.condition
+    # An extended (boolean-expression) condition names rules, not a field; none of the pack's has one.
+    assert isinstance(condition, SigmaCorrelationCondition), condition
     fields = list(correlation.group_by or [])
-    if correlation.condition.fieldref:
-        fields.append(str(correlation.condition.fieldref))
+    if condition.fieldref:
+        fields.append(str(condition.fieldref))
     return fields
 
 
@@ -275,13 +279,13 @@ def test_correlation_fields_are_mapped_by_the_ecs_pipeline() -> None:
     # destination.port. A group-by field the pipeline does not map keeps its name, which the data stream
     # then lacks: that is what test_every_field_the_ecs_pipelines_map_to_exists reports.
     pack = _pack()
-    base = {
+    base: dict[str, Any] = {
         "title": "base",
         "name": "base_conn",
         "logsource": {"product": "zeek", "service": "conn"},
         "detection": {"selection": {"proto": "tcp"}, "condition": "selection"},
     }
-    correlation = {
+    correlation: dict[str, Any] = {
         "title": "corr",
         "correlation": {
             "type": "value_count",

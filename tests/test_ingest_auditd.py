@@ -554,7 +554,10 @@ def test_each_auditd_rule_has_the_same_verdict_on_the_merged_event_and_on_its_re
 def test_reference_engine_matches_multivalued_fields_named_like_json_each_columns() -> None:
     # `type` and `key` are auditd fields and also columns of SQLite's json_each: the comparison must read
     # the event's field (regression: json_each(type) read json_each's own `type` column)
-    views = [{"type": ["SYSCALL", "EXECVE"], "key": ["exec", "64bit"]}, {"type": "SERVICE_STOP", "key": "x"}]
+    views: list[dict[str, Any]] = [
+        {"type": ["SYSCALL", "EXECVE"], "key": ["exec", "64bit"]},
+        {"type": "SERVICE_STOP", "key": "x"},
+    ]
     table = ReferenceTable.build(views, {"type", "key"})
     rule = SigmaRule.from_dict(
         {

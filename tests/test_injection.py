@@ -38,7 +38,7 @@ from detpack.content.pack import Pack, load_pack
 from detpack.content.rules import RuleFile
 from detpack.content.yamlfile import YamlDocument
 from detpack.convert import TARGETS, Query, convert_pack, convert_rule, pipeline_for
-from detpack.engines.spl import SplQuery, _And, _Compare, _Search
+from detpack.engines.spl import SplEvent, SplQuery, _And, _Compare, _Search
 from detpack.ingest.fields import load_field_types
 from detpack.offline import configure_offline
 from detpack.publish.catalog import CatalogInputs, build_catalog
@@ -191,7 +191,7 @@ def test_spl_value_stays_one_literal(kit: tuple[Pack, list[Query]], value: str) 
     )
     assert isinstance(condition, _Compare), query.text
     assert (condition.name, condition.op, condition.value.text) == ("Action", "=", value), query.text
-    event = {"index": "docker", "Action": value}
+    event: SplEvent = {"index": "docker", "Action": value}
     assert parsed.matches(event)
     swapped = value.swapcase()
     if len(swapped) == len(value) and swapped.swapcase() == value:  # not for 'ß' -> 'SS'

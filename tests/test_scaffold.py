@@ -8,6 +8,7 @@ import re
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -37,7 +38,7 @@ def pack_copy(tmp_path: Path) -> PackCopy:
     return small_pack(tmp_path / "pack", [EXEC_RULE, BYPASS_RULE])
 
 
-def _front_matter(text: str) -> dict[str, object]:
+def _front_matter(text: str) -> dict[str, Any]:
     assert text.startswith("---\n")
     block = text.split("\n---\n", 1)[0][4:]
     data = yaml.safe_load(block)
